@@ -1,0 +1,31 @@
+"""The task-agent contract: picks one admissible action per step, reading the goal and the design's memory.
+
+Per episode the harness calls ``begin`` once, then ``act`` until the episode ends or the step limit is hit::
+
+    agent.begin(goal, first_observation, memory_text)
+    action = agent.act(observation, admissible_actions)   # always one of admissible_actions
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case alphanumeric words of ``text``."""
+    return _WORD.findall(text.lower())
+
+
+class Agent(Protocol):
+    name: str
+
+    def begin(self, goal: str, observation: str, memory: str) -> None:
+        """Start an episode. ``memory`` is the design's retrieved text ('' when there is none)."""
+        ...
+
+    def act(self, observation: str, admissible_actions: list[str]) -> str:
+        """Return one element of ``admissible_actions`` (non-empty)."""
+        ...

