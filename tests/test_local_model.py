@@ -7,6 +7,7 @@ they are skipped when those are not installed. The server tests use the normal m
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -42,7 +43,7 @@ needs_server = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
 
 
 def test_missing_part_packages_raise_model_error_with_install_command(tmp_path, monkeypatch):
-    spec = PackagedGGUF("alma-test-no-such-part{}", 3, "1.0", "0" * 64, 10, "a model that is not there")
+    spec = PackagedGGUF("alma-test-no-such-part{}", 3, "1.0", 10, "a model that is not there", "0" * 64)
     monkeypatch.setitem(MODELS, "ghost", spec)
     with pytest.raises(ModelError, match=r"pip install alma-test-no-such-part\{1\.\.3\}==1\.0"):
         ensure_gguf("ghost", tmp_path)
@@ -58,7 +59,8 @@ def test_ensure_gguf_joins_verifies_and_reuses(tmp_path):
     assert path.stat().st_size == MODELS[SMALL].size
     assert path.read_bytes()[:4] == b"GGUF"
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{SMALL}.gguf", f"{SMALL}.gguf.verified.json"]
-    assert json.loads((tmp_path / f"{SMALL}.gguf.verified.json").read_text())["sha256"] == MODELS[SMALL].sha256
+    stamp = json.loads((tmp_path / f"{SMALL}.gguf.verified.json").read_text())
+    assert stamp["sha256"] == MODELS[SMALL].sha256
 
     started = time.perf_counter()
     assert ensure_gguf(SMALL, tmp_path) == path  # the stamp spares re-hashing
@@ -75,7 +77,7 @@ def test_ensure_gguf_joins_verifies_and_reuses(tmp_path):
 @needs_parts
 def test_hash_mismatch_raises_and_leaves_nothing_behind(tmp_path, monkeypatch):
     real = MODELS[SMALL]
-    bad = PackagedGGUF(real.distribution, 1, real.version, "f" * 64, 89_128_960, "first chunk only")
+    bad = PackagedGGUF(real.distribution, 1, real.version, 89_128_960, "first chunk only", "f" * 64)
     monkeypatch.setitem(MODELS, "one-chunk", bad)
     with pytest.raises(ModelError, match="expected f{64}.*--force-reinstall"):
         ensure_gguf("one-chunk", tmp_path)
@@ -166,3 +168,19 @@ def _alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.slow
+@pytest.mark.local_model
+@needs_parts
+@needs_server
+def test_models_factory_starts_the_local_model_on_first_use_and_stops_it_on_close():
+    from harness.models.factory import ModelSettings, open_models
+
+    with open_models(ModelSettings(embedder="hashing")) as models:
+        assert models.server is None
+        reply = asyncio.run(models.llm.complete("Reply with the word yes.", max_tokens=4))
+        assert reply.strip() and models.server is not None and models.server.running
+        server = models.server
+        assert models.meter.snapshot()[SMALL]["requests"] == 1
+    assert not server.running and models.server is None

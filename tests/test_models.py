@@ -183,7 +183,7 @@ def test_remote_embedder_shares_the_retry_policy(server):
 
 def test_hashing_embedder_is_deterministic_and_unit_length():
     emb = HashingEmbedder(dim=128)
-    texts = ["Go to the kitchen and open the fridge", "open the fridge in the kitchen", "stock prices fell", ""]
+    texts = ["Go to the kitchen and open the fridge", "open the fridge in the kitchen", "stocks fell", ""]
     first = asyncio.run(emb.embed(texts))
     assert first == HashingEmbedder(dim=128).embed_sync(texts)
     assert all(len(v) == 128 and abs(_norm(v) - 1.0) < 1e-9 for v in first)
@@ -201,7 +201,8 @@ def test_uds_transport_talks_http_over_a_unix_socket(server):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "broker.sock")
         uds_server = _UnixHTTPServer(path, handler)
-        thread = threading.Thread(target=uds_server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread = threading.Thread(target=uds_server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  daemon=True)
         thread.start()
         try:
             unreachable = "http://broker.invalid/v1"  # only sent as Host; no TCP connection is made

@@ -2,9 +2,10 @@
 
 :class:`Endpoint` wraps an ``openai.OpenAI`` client (its own retries switched off) and runs each request under
 our policy: 429, 408/409, 5xx, timeouts and connection errors are retried with jittered exponential backoff
-(a ``Retry-After`` header lengthens the wait, capped), a bounded number of attempts, and a per-request timeout;
-anything else fails at once. Every failure surfaces as :class:`harness.errors.ModelError` naming the endpoint,
-the model and the last error. The embedding client (``harness.models.embed``) uses the same :class:`Endpoint`.
+(a ``Retry-After`` header lengthens the wait, capped), a bounded number of attempts and a per-request
+timeout; anything else fails at once. Every failure surfaces as :class:`harness.errors.ModelError` naming the
+endpoint, the model and the last error. The embedding client (``harness.models.embed``) uses the same
+:class:`Endpoint`.
 
 :class:`ChatClient` is the synchronous chat client; :class:`AsyncLLM` adapts it to the ``harness.design.LLM``
 protocol that memory designs await.

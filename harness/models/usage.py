@@ -1,8 +1,8 @@
 """Token and request accounting shared by every model client of one process.
 
 A :class:`UsageMeter` is handed to the chat and embedding clients; each successful request calls
-:meth:`UsageMeter.record` once. The meter is thread-safe because the async wrappers run the synchronous clients
-in worker threads.
+:meth:`UsageMeter.record` once. The meter is thread-safe because the async wrappers run the synchronous
+clients in worker threads.
 """
 
 from __future__ import annotations
@@ -52,5 +52,5 @@ class UsageMeter:
 
 
 def estimate_tokens(text: str) -> int:
-    """Rough token count of ``text`` when a server reports no usage: one token per whitespace-separated word."""
+    """Rough token count of ``text`` for servers that report no usage: one token per word."""
     return len(text.split())
