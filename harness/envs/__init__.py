@@ -9,6 +9,8 @@ from harness.errors import BenchmarkError
 REGISTRY: dict[str, str] = {
     "textworld": "harness.envs.textworld_env:TextWorldBenchmark",
     "babaisai": "harness.envs.babaisai.benchmark:BabaIsAIBenchmark",
+    "minihack": "harness.envs.minihack_env:MiniHackBenchmark",
+    "alfworld": "harness.envs.alfworld_env:ALFWorldBenchmark",
 }
 
 
