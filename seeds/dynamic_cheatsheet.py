@@ -51,10 +51,10 @@ Trajectory ("> command" then what the game answered):
 Reply with the complete new cheatsheet between <cheatsheet> and </cheatsheet>."""
 
 EMPTY_SHEET = "(empty: this is the first game)"
-MAX_SHEET_CHARS = 2800  # bound of the cheatsheet (the retrieved text adds a one-line header)
+MAX_SHEET_CHARS = 2000  # bound of the cheatsheet (~500 tokens; the retrieved text adds a one-line header)
 MIN_SHEET_CHARS = 30  # a shorter curator reply is not a cheatsheet
 COLLAPSE_RATIO = 0.4  # a rewrite shorter than this share of a substantial old sheet is rejected
-LLM_MAX_TOKENS = 900
+LLM_MAX_TOKENS = 640  # room for a full sheet plus its tags; keeps a small local model within its timeout
 HEADER = "Cheatsheet (knowledge accumulated from past games):"
 
 _NOOP_ACTIONS = {"look", "l", "inventory", "i", "score", "goal", "help", "wait", "z"}
@@ -189,7 +189,7 @@ def _entry(episode: Episode) -> str | None:
     if episode.won:
         actions = _key_actions(episode)
         if actions:
-            return f"- Solved '{goal}': actions that solved it: {_join_actions(actions, 600)}"
+            return f"- Solved '{goal}': actions that solved it: {_join_actions(actions, 400)}"
         return None
     rewarded = [_one_line(s.action, 80) for s in episode.steps if s.reward and s.reward > 0]
     if rewarded:

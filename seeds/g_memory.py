@@ -13,14 +13,17 @@ After Zhang et al., "G-Memory: Tracing Hierarchical Memory for Multi-Agent Syste
 ``retrieve`` finds the ``SEED_K`` query nodes most similar to the new task, expands them by one hop on the
 query graph, then traverses *upward* to the insights supported by those queries (ranked by how strongly the
 related queries support them and by their track record) and *downward* to their interaction graphs (successful
-ones preferred), and renders both. ``update`` adds the query node and its edges, stores the interaction
-graph, reinforces the insights that were shown (score up after a win, down after a loss; a win also adds the
-query to their support) and asks the LLM for 1-3 new insights by contrasting the new trajectory with related
-ones; a near-duplicate of an existing insight is merged into it instead of added.
+ones preferred; a failure that earned no reward has no key step and is skipped), and renders both.
+``update`` adds the query node and its edges, stores the interaction graph, reinforces the insights that were
+shown (score up after a win, down after a loss; a win also adds the query to their support) and asks the LLM
+for 1-3 new insights by contrasting the new trajectory with related ones; a near-duplicate of an existing
+insight is merged into it instead of added.
 
-Robustness choices: malformed LLM output is ignored and replaced by a non-LLM insight (the solving action
-sequence of a win, or the rewarded actions of a loss); if the embedder fails, similarity falls back to word
-overlap. The graph lives only in SQLite at ``toolkit.db_path``.
+Robustness choices: malformed LLM output, and insights that only restate the goal or name nothing the episode
+acted on or started with, are ignored; without a usable insight a non-LLM one is written instead (the decisive
+actions of a win -- those that earned reward and the ones that finished it -- or the rewarded actions of a
+loss). If the embedder fails, similarity falls back to word overlap. The graph lives only in SQLite at
+``toolkit.db_path``.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ WIN_BONUS = 0.15  # similarity bonus of a successful trajectory when choosing wh
 MERGE_SIMILARITY = 0.92  # a new insight at least this similar to an existing one is merged into it
 MIN_INSIGHT_SCORE = -2.0  # insights whose score fell to this are no longer shown
 MAX_TEXT_CHARS = 3000
+INSIGHT_BUDGET = 1100  # characters of the insight tier in the retrieved text; the rest is for trajectories
 LLM_MAX_TOKENS = 300
 
 _WORD_RE = re.compile(r"[a-z0-9']+")
@@ -272,7 +276,37 @@ def _sparse_trajectory(goal: str, won: bool, progress: float, steps: list[dict],
     return "\n".join(lines)
 
 
-def _parse_insights(reply: str | None, prompt: str) -> list[str]:
+_GENERIC_WORDS = frozenset(
+    "the and but for with from into onto this that these those was were are been being did does not also could "
+    "would should can will then than when while because agent agents task tasks goal game games player fail "
+    "failed failing failure failures success succeed succeeded successful successfully solve solved solving "
+    "unable able try tried trying attempt attempted avoid focus improve make sure need needs use using way "
+    "order able step steps action actions command commands".split()
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _content_words(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD_RE.findall(text.lower()) if len(w) > 2 and w not in _GENERIC_WORDS}
+
+
+def _informative(text: str, goal: str, episode_text: str) -> bool:
+    """A distilled lesson must say more than the goal and its outcome, and be grounded in what happened: it
+    names something beyond the goal's words, and something from the episode's actions or observations."""
+    words = _content_words(text)
+    return bool(words - _content_words(goal)) and bool(words & _content_words(episode_text))
+
+
+def _parse_insights(reply: str | None, prompt: str, episode: Episode) -> list[str]:
+    """Valid insights from the LLM's reply; echoed placeholders, restatements of the goal and advice not
+    grounded in the episode are dropped."""
+    grounding = " ".join([episode.task.observation, *(s.action for s in episode.steps)])
     data = _parse_json(reply)
     if isinstance(data, dict):
         for key in ("insights", "rules", "lessons", "items"):
@@ -290,18 +324,23 @@ def _parse_insights(reply: str | None, prompt: str) -> list[str]:
         text = _one_line(raw, 300)
         if len(text) < 12 or text.startswith("<") or text in prompt or text in out:
             continue
+        if not _informative(text, episode.task.goal, grounding):
+            continue
         out.append(text)
     return out
 
 
 def _fallback_insight(episode: Episode, steps: list[dict]) -> str | None:
-    goal = _one_line(episode.task.goal, 160)
-    if episode.won:
-        actions = _key_actions(steps)
-        return f"To '{goal}', this worked: {_join_actions(actions, 500)}." if actions else None
+    """Without the LLM, an insight made of the episode's decisive actions: those that earned reward and, for a
+    win, the last actions that finished it (the full sequence stays in the interaction tier)."""
+    goal = _one_line(episode.task.goal, 120)
     rewarded = _rewarded_actions(steps)
+    if episode.won:
+        key = _key_actions(steps)
+        decisive = [a for i, a in enumerate(key) if a in rewarded or i >= len(key) - 3]
+        return f"To '{goal}', the decisive actions were: {_join_actions(decisive, 220)}." if decisive else None
     if rewarded:
-        return (f"On '{goal}', {_join_actions(rewarded, 300)} earned progress but the task still failed; "
+        return (f"On '{goal}', {_join_actions(rewarded, 200)} earned progress but the task still failed; "
                 "after those, try objects or rooms not yet used.")
     return None
 
@@ -369,12 +408,10 @@ class GMemory(MemoryDesign):
         expanded = set(seeds) | {q for q in hop if q in sims}
         related = sorted(expanded, key=lambda q: (sims[q], q), reverse=True)[:MAX_QUERIES]
 
-        # downward: interaction graphs of the related queries, successful ones preferred
-        shown = sorted(related, key=lambda q: (sims[q] + WIN_BONUS * nodes[q][1], q), reverse=True)[:TRAJ_K]
         marks = ",".join("?" * len(related))
         with self._connect() as db:
-            steps = dict(db.execute(f"SELECT query_id, steps FROM interactions WHERE query_id IN ({marks})",
-                                    related).fetchall())
+            steps = {q: _safe_steps(s) for q, s in db.execute(
+                f"SELECT query_id, steps FROM interactions WHERE query_id IN ({marks})", related)}
             support = db.execute(
                 f"SELECT s.insight_id, s.query_id, i.text, i.score FROM insight_support s "
                 f"JOIN insights i ON i.id = s.insight_id WHERE s.query_id IN ({marks}) AND i.score > ?",
@@ -394,16 +431,27 @@ class GMemory(MemoryDesign):
         strength = {i: best[i] + 0.1 * min(count[i] - 1, 3) + 0.05 * record[i] for i in best}
         insight_ids = sorted(strength, key=lambda i: (strength[i], i), reverse=True)[:INSIGHT_K]
 
+        # downward: interaction graphs of the related queries, successful ones preferred; a failure that earned
+        # nothing has no key step to show
+        useful = [q for q in related if nodes[q][1] or _rewarded_actions(steps.get(q, []))]
+        shown = sorted(useful, key=lambda q: (sims[q] + WIN_BONUS * nodes[q][1], q), reverse=True)[:TRAJ_K]
+
         parts: list[str] = []
-        if insight_ids:
+        lines = [f"- {texts[i]}" for i in insight_ids]
+        while lines and sum(len(x) + 1 for x in lines) > INSIGHT_BUDGET:
+            lines.pop()  # the weakest goes first; the interaction tier keeps most of the room
+        insight_ids = insight_ids[:len(lines)]
+        if lines:
             parts.append("Insights from related tasks:")
-            parts.extend(f"- {texts[i]}" for i in insight_ids)
+            parts.extend(lines)
         room = (MAX_TEXT_CHARS - sum(len(p) + 1 for p in parts) - 60) // max(1, len(shown))
         if shown:
             parts.append("How the most related past tasks went:")
             for n, q in enumerate(shown, 1):
                 goal, won, progress = nodes[q]
-                parts.append(f"[{n}] " + _sparse_trajectory(goal, won, progress, _safe_steps(steps.get(q)), room))
+                parts.append(f"[{n}] " + _sparse_trajectory(goal, won, progress, steps.get(q, []), room))
+        if not parts:
+            return {"text": "", "query_ids": related, "insight_ids": []}
         return {"text": "\n".join(parts)[:MAX_TEXT_CHARS], "query_ids": related, "insight_ids": insight_ids}
 
     async def update(self, episode: Episode) -> None:
@@ -435,7 +483,7 @@ class GMemory(MemoryDesign):
             # top tier: reinforce the insights that were shown for this episode
             for insight_id in used_insights:
                 db.execute("UPDATE insights SET score = score + ? WHERE id = ?",
-                           (1.0 if episode.won else -1.0, insight_id))
+                           (1.0 if episode.won else -0.5, insight_id))
                 if episode.won:
                     db.execute("INSERT OR IGNORE INTO insight_support (insight_id, query_id) "
                                "SELECT id, ? FROM insights WHERE id = ?", (qid, insight_id))
@@ -460,7 +508,7 @@ class GMemory(MemoryDesign):
             )
         except Exception:
             reply = None
-        new = [(text, "llm") for text in _parse_insights(reply if isinstance(reply, str) else None, prompt)]
+        new = [(text, "llm") for text in _parse_insights(reply if isinstance(reply, str) else None, prompt, episode)]
         if new:
             await self._add_insights(new, [qid, *evidence])  # supported by the task and the ones it was contrasted with
         else:

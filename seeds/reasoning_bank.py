@@ -9,13 +9,14 @@ applies) and ``content`` (the distilled steps, decision rationale or preventive 
 * **extraction** -- ``update`` judges the finished episode (the paper's LLM-as-judge verdict is given here by
   the environment's ``won``) and asks the LLM to distil 1-3 items: from a success, the transferable strategy
   that made it work; from a failure, the cause and a preventive lesson;
-* **consolidation** -- new items are embedded and appended to the bank (exact duplicates are skipped).
+* **consolidation** -- new items are embedded and appended to the bank (repeated items are skipped).
 
-Robustness choices of this implementation: the LLM's JSON is parsed defensively and, when it yields no usable
-item (error, malformed JSON, echoed schema), a non-LLM fallback item is written instead -- the actions that
-earned reward in a failed episode. Every successful episode also adds one grounded "procedure" item holding
-its exact action sequence, so the bank stays useful to an agent that matches concrete commands even when the
-LLM is weak. State lives only in SQLite at ``toolkit.db_path``.
+Robustness choices of this implementation: the LLM's JSON is parsed defensively; items that echo the schema,
+only restate the goal, are not grounded in the episode (name nothing it acted on or started with) or repeat a
+stored item are dropped. When no usable item remains, a non-LLM fallback item is written instead -- the
+actions that earned reward in a failed episode. Every successful episode also adds one grounded "procedure"
+item holding its exact action sequence, so the bank stays useful to an agent that matches concrete commands
+even when the LLM is weak. State lives only in SQLite at ``toolkit.db_path``.
 """
 
 from __future__ import annotations
@@ -233,11 +234,40 @@ def _render_trajectory(episode: Episode, budget: int = 1800) -> str:
     return "\n".join(head + [f"... ({skipped} steps omitted) ..."] + tail)
 
 
+_GENERIC_WORDS = frozenset(
+    "the and but for with from into onto this that these those was were are been being did does not also could "
+    "would should can will then than when while because agent agents task tasks goal game games player fail "
+    "failed failing failure failures success succeed succeeded successful successfully solve solved solving "
+    "unable able try tried trying attempt attempted avoid focus improve make sure need needs use using way "
+    "order able step steps action actions command commands".split()
+)
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _content_words(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD_RE.findall(text.lower()) if len(w) > 2 and w not in _GENERIC_WORDS}
+
+
+def _informative(text: str, goal: str, episode_text: str) -> bool:
+    """A distilled lesson must say more than the goal and its outcome, and be grounded in what happened: it
+    names something beyond the goal's words, and something from the episode's actions or observations."""
+    words = _content_words(text)
+    return bool(words - _content_words(goal)) and bool(words & _content_words(episode_text))
+
+
 # ---------------------------------------------------------------- item extraction
 
 
-def _parse_items(reply: str | None, prompt: str) -> list[dict]:
-    """Valid memory items from the LLM's reply; echoed placeholders and junk are dropped."""
+def _parse_items(reply: str | None, prompt: str, episode: Episode) -> list[dict]:
+    """Valid memory items from the LLM's reply; echoed placeholders, restatements of the goal, advice not
+    grounded in the episode, and duplicates are dropped."""
+    grounding = " ".join([episode.task.observation, *(s.action for s in episode.steps)])
     data = _parse_json(reply)
     if isinstance(data, dict):
         for key in ("items", "memory_items", "memories", "strategies", "lessons"):
@@ -259,6 +289,10 @@ def _parse_items(reply: str | None, prompt: str) -> list[dict]:
             continue
         if title.startswith("<"):
             title = ""
+        if not _informative(f"{title} {description} {content}", episode.task.goal, grounding):
+            continue
+        if any(item["content"].lower() == content.lower() for item in items):
+            continue
         items.append({"title": title or content[:60], "description": description, "content": content})
     return items
 
@@ -273,7 +307,7 @@ def _procedure_item(episode: Episode) -> dict | None:
     goal = _one_line(episode.task.goal, 160)
     return {
         "title": f"Procedure that solved: {goal[:90]}",
-        "description": f"Exact action sequence of a successful episode for the task '{goal}'.",
+        "description": "The exact action sequence of a successful episode.",
         "content": f"Actions that solved a similar task: {_join_actions(actions, 600)}",
     }
 
@@ -360,7 +394,7 @@ class ReasoningBank(MemoryDesign):
             prompt = (FAILURE_PROMPT.replace("{progress}", f"{float(episode.progress or 0.0):.0%}")
                       .replace("{goal}", goal).replace("{trajectory}", trajectory))
         items = [dict(item, origin="llm") for item in
-                 _parse_items(await _ask_llm(self.toolkit, prompt, SYSTEM_PROMPT), prompt)]
+                 _parse_items(await _ask_llm(self.toolkit, prompt, SYSTEM_PROMPT), prompt, episode)]
         if episode.won:
             procedure = _procedure_item(episode)
             if procedure:
@@ -375,11 +409,11 @@ class ReasoningBank(MemoryDesign):
         keys = [f"{task_key}\n{item['title']}. {item['description']}" for item in items]
         vectors = await _embed_texts(self.toolkit, keys)
         with self._connect() as db:
-            existing = {(t, c) for t, c in db.execute("SELECT title, content FROM items")}
+            existing = {c.lower() for (c,) in db.execute("SELECT content FROM items")}
             for item, key, vec in zip(items, keys, vectors, strict=True):
-                if (item["title"], item["content"]) in existing:
+                if item["content"].lower() in existing:
                     continue
-                existing.add((item["title"], item["content"]))
+                existing.add(item["content"].lower())
                 db.execute(
                     "INSERT INTO items (title, description, content, origin, source_task_id, source_goal, won, "
                     "key_text, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -8,7 +8,7 @@ The classic retrieval-augmented baseline of agent-memory work (raw-trajectory ex
 * ``retrieve`` embeds the new task's goal + first observation, ranks the stored trajectories by cosine
   similarity with a bonus for successful ones, and renders the top ``TOP_K`` as text: for a solved task the
   action sequence that solved it, for an unsolved one only the actions that earned reward (so that a failed
-  attempt's dead ends are not suggested as things to do).
+  attempt's dead ends are not suggested as things to do); a failure that earned nothing is not shown.
 
 No LLM is used. State lives only in SQLite at ``toolkit.db_path``; if the embedder fails, similarity falls back
 to word overlap (Jaccard).
@@ -212,6 +212,8 @@ class TrajectoryRetrieval(MemoryDesign):
         chosen, seen = [], set()
         for entry in scored:
             steps = _safe_steps(entry[5])
+            if not entry[6] and not any(float(s.get("reward", 0) or 0) > 0 for s in steps):
+                continue  # a failure that earned nothing has nothing to show but its goal's (misleading) words
             signature = (entry[3], tuple(_key_actions(steps)), entry[6])
             if signature in seen:
                 continue
@@ -219,6 +221,8 @@ class TrajectoryRetrieval(MemoryDesign):
             chosen.append((entry, steps))
             if len(chosen) == TOP_K:
                 break
+        if not chosen:
+            return {}
 
         budget = (MAX_TEXT_CHARS - 120) // max(1, len(chosen))
         parts = [f"Past trajectories of the {len(chosen)} most similar tasks (successful ones preferred):"]
@@ -259,7 +263,9 @@ def _render(n: int, sim: float, goal: str, obs: str, steps: list[dict], won: boo
     rewarded = [" ".join(s["action"].split()) for s in steps if float(s.get("reward", 0) or 0) > 0]
     head = f"[{n}] {'SOLVED' if won else 'NOT SOLVED'} (similarity {sim:.2f}"
     head += ")" if won else f", progress {progress:.0%})"
-    lines = [head, f"Goal: {goal_line}", f"Start: {start}"]
+    lines = [head, f"Goal: {goal_line}"]
+    if won:
+        lines.append(f"Start: {start}")  # where the remembered sequence begins; noise for a failed attempt
     room = max(80, budget - sum(len(x) + 1 for x in lines) - 60)
     if won:
         actions = _key_actions(steps)

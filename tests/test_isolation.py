@@ -135,3 +135,14 @@ def test_timeout_crash_and_errors_are_contained(tmp_path, models):
     assert design.proc.pid == pid
     design.close()
     assert not Path(tmp_path / "c" / "result.json").exists()
+
+
+def test_allowed_libraries_that_load_native_code_still_import(tmp_path, models):
+    source = ("import numpy as np\nfrom harness.design import MemoryDesign\n\nclass NP(MemoryDesign):\n"
+              "    async def retrieve(self, task):\n        return {'text': str(float(np.mean([1.0, 3.0])))}\n\n"
+              "    async def update(self, episode):\n        return None\n")
+    design = IsolatedDesign(source, "np", tmp_path / "s", models, timeout_s=30)
+    try:
+        assert asyncio.run(design.retrieve(TASK)) == {"text": "2.0"}
+    finally:
+        design.close()

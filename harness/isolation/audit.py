@@ -108,6 +108,21 @@ class AuditLog:
             self.record("file_read", "open", real, refused=False)
 
 
+def _wrap_import(log: AuditLog) -> None:
+    """Record imports of risky modules even when they are already loaded (the audit 'import' event fires only
+    on a first load)."""
+    import builtins
+
+    original = builtins.__import__
+
+    def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if log.armed and level == 0 and name.split(".")[0] in RISKY_MODULES:
+            log.record("import", "import", name, refused=False)
+        return original(name, globals, locals, fromlist, level)
+
+    builtins.__import__ = recording_import
+
+
 def install(scratch_dir: str, project_root: str) -> AuditLog:
     """Install the hook (irrevocably, for this process) and return its log; call ``log.armed = True`` to
     start enforcing once the worker's own set-up is done."""
@@ -116,4 +131,5 @@ def install(scratch_dir: str, project_root: str) -> AuditLog:
     roots.update(p for p in sys.path if p)
     log = AuditLog(scratch_dir, sorted(roots))
     sys.addaudithook(log.hook)
+    _wrap_import(log)
     return log

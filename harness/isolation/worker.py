@@ -24,6 +24,10 @@ from harness.loader import load_design_source
 from harness.types import Episode, Task
 
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+#: allowed libraries whose import needs what the armed hook refuses (numpy loads libraries through ctypes):
+#: imported before the hook is armed, so a design's ``import numpy`` finds them loaded.
+PRELOAD = ("numpy", "sqlite3", "json", "re", "math", "hashlib", "random", "statistics", "heapq", "collections",
+           "dataclasses", "datetime", "textwrap", "itertools", "functools")
 
 
 class _Remote:
@@ -76,6 +80,11 @@ def main() -> int:
     _drop_privileges()
     init = channel.recv()
     scratch = init["scratch_dir"]
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
     log = audit.install(scratch, PROJECT_ROOT)
     remote = _Remote(channel)
     toolkit = Toolkit(llm=PipeLLM(remote), embedder=PipeEmbedder(remote), scratch_dir=Path(scratch))

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 
-@cache
-def load_prompt(name: str) -> str:
-    return (Path(__file__).with_name(f"{name}.txt")).read_text(encoding="utf-8")
+def prompt_loader(directory: Path) -> Callable[[str], str]:
+    """A cached ``load_prompt(name)`` reading ``directory/NAME.txt`` (raises FileNotFoundError naming it)."""
+
+    @cache
+    def load_prompt(name: str) -> str:
+        path = directory / f"{name}.txt"
+        if not path.exists():
+            raise FileNotFoundError(f"no prompt named {name!r} in {directory}")
+        return path.read_text(encoding="utf-8")
+
+    return load_prompt
+
+
+load_prompt = prompt_loader(Path(__file__).parent)

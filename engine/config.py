@@ -1,0 +1,131 @@
+"""The evolve run's configuration: one typed model, read from TOML, overridden by CLI flags.
+
+Every default works offline: the meta agent and the task model use the embedded local model, the task agent
+is the heuristic one, evaluations run in the sandbox (``auto``: Docker when a daemon answers, else bubblewrap).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """The configuration file or a flag is invalid (the message names the field and the problem)."""
+
+
+class ModelConfig(BaseModel):
+    """One model role (meta or task): any OpenAI-compatible endpoint, or the embedded local model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; none = embedded local model")
+    model: str = "qwen2.5-coder-0.5b"
+    api_key_env: str = "OPENAI_API_KEY"
+    local_model: str = "qwen2.5-coder-0.5b"
+    threads: int = Field(1, ge=1, le=64)
+    timeout: float = Field(180.0, gt=0)
+    max_attempts: int = Field(4, ge=1, le=20)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(1500, ge=64, le=32768)
+
+
+class EvalConfig(BaseModel):
+    """What one evaluation of a design is (the paper's protocol on one benchmark)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmark: str = "textworld"
+    agent: Literal["heuristic", "llm"] = "heuristic"
+    embedder: Literal["minilm", "hashing", "remote"] = "hashing"
+    n_train: int = Field(6, ge=0)
+    n_test: int = Field(4, ge=1)
+    repeats: int = Field(2, ge=1)
+    mode: Literal["batched", "sequential"] = "batched"
+    split: Literal["id", "ood"] = "id"
+    heldout_split: Literal["id", "ood"] = "ood"
+    seed: int = 0
+    design_timeout_s: float = Field(120.0, gt=0)
+
+
+class SandboxConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["auto", "docker", "bubblewrap", "none"] = "auto"
+    memory_mb: int = Field(2048, ge=128)
+    pids: int = Field(256, ge=16)
+    cpus: float = Field(1.0, gt=0)
+    timeout_s: float = Field(900.0, gt=0)
+
+
+class EvolveConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    runs_dir: str = "runs"
+    steps: int = Field(8, ge=0)
+    seed: int = 0
+    budget_tokens: int | None = Field(None, ge=1, description="stop cleanly once meta+task tokens reach this")
+    selection: Literal["softmax", "greedy", "novelty"] = "softmax"
+    tau: float = Field(0.5, gt=0)
+    alpha: float = Field(0.5, ge=0)
+    parents: int = Field(1, ge=1, le=4)
+    meta_share: float = Field(0.5, ge=0.0, le=1.0, description="share of steps proposed by the meta agent; "
+                                                                "the rest by libcst mutation/crossover")
+    fix_rounds: int = Field(3, ge=0, le=10)
+    smoke_test: bool = Field(True, description="verify meta-agent designs with a one-task smoke evaluation")
+    seeds_dir: str | None = Field(None, description="hand-crafted baselines (default: the packaged seeds/)")
+    concurrency: int = Field(1, ge=1, le=64)
+    meta: ModelConfig = Field(default_factory=ModelConfig)
+    task: ModelConfig = Field(default_factory=lambda: ModelConfig(temperature=0.0, max_tokens=48))
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+
+
+def load_config(path: str | Path | None, overrides: dict | None = None) -> EvolveConfig:
+    """Read ``path`` (TOML; None = defaults), apply ``overrides`` (dotted keys, e.g. ``"eval.benchmark"``)."""
+    data: dict = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return EvolveConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration{f' in {path}' if path else ''}: {problems}") from exc
+
+
+def to_toml(config: EvolveConfig) -> str:
+    """The resolved configuration as TOML (written to the run directory)."""
+    lines: list[str] = []
+    data = config.model_dump()
+    for key, value in data.items():
+        if not isinstance(value, dict) and value is not None:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            lines.append(f"\n[{key}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in value.items() if v is not None)
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'

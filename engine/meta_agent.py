@@ -1,0 +1,117 @@
+"""The Meta Agent (LLM): analyse a parent design -> plan (JSON) -> implement -> verify, with a bounded fix loop.
+
+Every attempt (broken or not) is returned, so the caller can archive both the broken design and its fix.
+Verification = the validator (libcst contract + safety policy + ruff) and, when given, a smoke evaluation
+callback that returns an error text (traceback) or None.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.genome import Genome, GenomeError
+from engine.prompts import load_prompt
+from engine.validate import ValidationReport, policy_text, validate
+from harness.design import contract_text
+from harness.errors import ModelError
+
+
+@dataclass
+class Attempt:
+    """One implementation attempt: its genome (None when no code could be extracted) and what failed."""
+
+    genome: Genome | None
+    report: ValidationReport | None = None
+    smoke_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.genome is not None and self.report is not None and self.report.ok and not self.smoke_error
+
+    def problems(self) -> str:
+        if self.genome is None:
+            return "No Python code block was found in the reply."
+        if self.report is not None and not self.report.ok:
+            return self.report.text()
+        return f"The design raised during a smoke evaluation:\n{self.smoke_error}"
+
+
+@dataclass
+class Proposal:
+    analysis: str = ""
+    plan: str = ""
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def final(self) -> Genome | None:
+        last = self.attempts[-1] if self.attempts else None
+        return last.genome if last is not None and last.ok else None
+
+
+class MetaAgent:
+    """Drives a chat client (``harness.models.chat.ChatClient``) through analyse/implement/fix."""
+
+    def __init__(self, chat, *, fix_rounds: int = 3, temperature: float = 0.7, max_tokens: int = 1500):
+        self.chat = chat
+        self.fix_rounds = fix_rounds
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+
+    def _ask(self, prompt: str, *, json_mode: bool = False, max_tokens: int | None = None) -> str:
+        messages = [{"role": "system", "content": load_prompt("system").strip()},
+                    {"role": "user", "content": prompt}]
+        return self.chat.chat(messages, json_mode=json_mode, max_tokens=max_tokens or self.max_tokens,
+                              temperature=self.temperature)
+
+    def analyse(self, parent: Genome, *, score: float | None, baseline: float | None, benchmark: str,
+                logs: str, example: str = "") -> tuple[str, str]:
+        prompt = load_prompt("analyse").format(
+            design_id=parent.id, score="n/a" if score is None else f"{score:.3f}", benchmark=benchmark,
+            baseline="n/a" if baseline is None else f"{baseline:.3f}", source=parent.source, logs=logs,
+            example=example)
+        reply = self._ask(prompt, json_mode=True, max_tokens=600)
+        try:
+            data = json.loads(reply)
+            analysis, plan = str(data.get("analysis", "")), str(data.get("plan", ""))
+        except (ValueError, AttributeError):
+            analysis, plan = "", reply.strip()
+        return analysis, plan or "Improve retrieval relevance and store the successful action sequences."
+
+    def _implement(self, parent: Genome, plan: str) -> str:
+        return self._ask(load_prompt("implement").format(contract=contract_text(), policy=policy_text(),
+                                                         source=parent.source, plan=plan))
+
+    def _attempt(self, reply: str, parent: Genome, verify: Callable[[Genome], str | None] | None) -> Attempt:
+        try:
+            genome = Genome.from_text(reply, operator="meta", parents=(parent.id,))
+        except GenomeError:
+            return Attempt(genome=None)
+        if not genome.source.strip():
+            return Attempt(genome=None)
+        attempt = Attempt(genome=genome, report=validate(genome.source))
+        if attempt.report.ok and verify is not None:
+            attempt.smoke_error = verify(genome)
+        return attempt
+
+    def propose(self, parent: Genome, *, score: float | None, baseline: float | None, benchmark: str,
+                logs: str, example: str = "", verify: Callable[[Genome], str | None] | None = None) -> Proposal:
+        """Analyse, plan, implement, and fix up to ``fix_rounds`` times. Raises ModelError when the model
+        cannot be reached (the caller decides whether that ends the step)."""
+        proposal = Proposal()
+        proposal.analysis, proposal.plan = self.analyse(parent, score=score, baseline=baseline,
+                                                        benchmark=benchmark, logs=logs, example=example)
+        attempt = self._attempt(self._implement(parent, proposal.plan), parent, verify)
+        proposal.attempts.append(attempt)
+        for _ in range(self.fix_rounds):
+            if attempt.ok:
+                break
+            source = attempt.genome.source if attempt.genome is not None else "(no code)"
+            reply = self._ask(load_prompt("fix").format(source=source, problems=attempt.problems()))
+            attempt = self._attempt(reply, parent, verify)
+            proposal.attempts.append(attempt)
+        return proposal
+
+
+__all__ = ["Attempt", "MetaAgent", "ModelError", "Proposal"]
