@@ -40,14 +40,16 @@ Cell = tuple[int, int]
 
 @dataclass
 class Layout:
-    """A level without its player: ``things``, the start cells allowed for the player and the rules that must
-    be active at the start (exactly these)."""
+    """A level without its player: ``things``, the start cells allowed for the player, the rules that must
+    be active at the start (exactly these) and the cells of the text blocks the family's intended solution
+    pushes (the solver check holds every other text block in place)."""
 
     width: int
     height: int
     things: list[Thing]
     player_cells: list[Cell]
     rules: frozenset[Rule]
+    movable: frozenset[Cell]
 
 
 @dataclass
@@ -59,6 +61,7 @@ class _Builder:
     taken: set[Cell] = field(default_factory=set)
     rules: set[Rule] = field(default_factory=set)
     on_map: set[str] = field(default_factory=set)
+    movable: set[Cell] = field(default_factory=set)
 
     def inside(self, cell: Cell) -> bool:
         return 0 <= cell[0] < self.width and 0 <= cell[1] < self.height
@@ -97,12 +100,16 @@ class _Builder:
                 options.append((cells, across))
         return self.rng.choice(options) if options else None
 
-    def put_rule(self, noun: str, prop: str, region: list[Cell], margin: bool = False) -> bool:
-        found = self.line(region, margin)
+    def put_rule(self, noun: str, prop: str, region: list[Cell], breakable: bool = False) -> bool:
+        """A formed rule; a ``breakable`` one has room to push its blocks out of line, and one of them (drawn at
+        random) is the block the intended solution moves."""
+        found = self.line(region, margin=breakable)
         if found is None:
             return False
         for cell, word in zip(found[0], (noun, OPERATOR, prop), strict=True):
             self.put(cell, word, text=True)
+        if breakable:
+            self.movable.add(self.rng.choice(found[0]))
         self.rules.add(Rule(noun, prop))
         return True
 
@@ -129,7 +136,9 @@ class _Builder:
             if cell != slot:
                 self.put(cell, word, text=True)
         self.taken.add(slot)  # keep the slot clear of other things
-        self.put(self.rng.choice(spots), words[missing], text=True)
+        piece = self.rng.choice(spots)
+        self.put(piece, words[missing], text=True)
+        self.movable.add(piece)
         return True
 
     def distractors(self, goal: str, region: list[Cell], walls_free: bool, extra: int) -> bool:
@@ -174,14 +183,14 @@ def _single_room(rng: random.Random, extra: int, make_win: bool, break_stop: boo
             cell = (goal_cell[0] + dx, goal_cell[1] + dy)
             if b.inside(cell):
                 b.put(cell, "wall")
-        if not b.put_rule("wall", "stop", everywhere, margin=True):
+        if not b.put_rule("wall", "stop", everywhere, breakable=True):
             return None
     if not b.put_rule("baba", "you", everywhere):
         return None
     placed = b.put_partial_rule(goal, "win", everywhere) if make_win else b.put_rule(goal, "win", everywhere)
     if not placed or not b.distractors(goal, everywhere, walls_free=not break_stop, extra=extra):
         return None
-    return Layout(width, height, b.things, b.free(everywhere), frozenset(b.rules))
+    return Layout(width, height, b.things, b.free(everywhere), frozenset(b.rules), frozenset(b.movable))
 
 
 def _two_room(rng: random.Random, extra: int, make_win: bool, break_stop: bool) -> Layout | None:
@@ -199,7 +208,7 @@ def _two_room(rng: random.Random, extra: int, make_win: bool, break_stop: bool) 
     goal = rng.choice(GOALS)
     if b.put_object(goal, away) is None:
         return None
-    if not b.put_rule("wall", "stop", home if break_stop else rng.choice((home, away)), margin=break_stop):
+    if not b.put_rule("wall", "stop", home if break_stop else rng.choice((home, away)), breakable=break_stop):
         return None
     if not b.put_rule("baba", "you", rng.choice((home, away))):
         return None
@@ -207,7 +216,7 @@ def _two_room(rng: random.Random, extra: int, make_win: bool, break_stop: bool) 
               else b.put_rule(goal, "win", rng.choice((home, away))))
     if not placed or not b.distractors(goal, home + away, walls_free=False, extra=extra):
         return None
-    return Layout(width, height, b.things, b.free(home), frozenset(b.rules))
+    return Layout(width, height, b.things, b.free(home), frozenset(b.rules), frozenset(b.movable))
 
 
 def _family(builder: Callable[..., Layout | None], make_win: bool, break_stop: bool) -> Callable[..., Layout | None]:

@@ -63,14 +63,6 @@ def parse_rules(texts: Mapping[tuple[int, int], str]) -> frozenset[Rule]:
     return frozenset(rules)
 
 
-def properties(rules: Iterable[Rule]) -> dict[str, frozenset[str]]:
-    """Map each noun to the set of properties the rules give it (nouns without rules are absent)."""
-    out: dict[str, set[str]] = {}
-    for rule in rules:
-        out.setdefault(rule.noun, set()).add(rule.prop)
-    return {noun: frozenset(props) for noun, props in out.items()}
-
-
 def sort_rules(rules: Iterable[Rule]) -> list[Rule]:
     """Rules in a stable display order: by noun (``NOUNS`` order), then property (``PROPERTIES`` order)."""
     return sorted(rules, key=lambda r: (NOUNS.index(r.noun), PROPERTIES.index(r.prop)))

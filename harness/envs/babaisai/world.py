@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from harness.envs.babaisai.rules import Rule, parse_rules, properties
+from harness.envs.babaisai.rules import Rule, parse_rules
 
 #: action -> (dx, dy)
 DELTAS: dict[str, tuple[int, int]] = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0), "idle": (0, 0)}
@@ -49,9 +49,6 @@ class Thing(NamedTuple):
             return f"rule `{self.name}`"
         return f"{self.colour} {self.name}" if self.colour else self.name
 
-    def at(self, x: int, y: int) -> Thing:
-        return self._replace(x=x, y=y)
-
 
 State = tuple[Thing, ...]
 
@@ -66,9 +63,28 @@ def rules_of(state: State) -> frozenset[Rule]:
     return parse_rules({(t.x, t.y): t.name for t in state if t.text})
 
 
-def has_property(thing: Thing, props: dict[str, frozenset[str]], prop: str) -> bool:
-    """Whether an object has ``prop`` under ``props`` (text blocks have none)."""
-    return not thing.text and prop in props.get(thing.name, ())
+class Roles(NamedTuple):
+    """For each property, the nouns that have it under a rule set."""
+
+    you: frozenset[str]
+    win: frozenset[str]
+    stop: frozenset[str]
+    push: frozenset[str]
+    defeat: frozenset[str]
+
+
+_ROLES: dict[frozenset[Rule], Roles] = {}
+
+
+def roles(rules: frozenset[Rule]) -> Roles:
+    """The :class:`Roles` of a rule set (memoised: a game only ever sees a handful of rule sets)."""
+    found = _ROLES.get(rules)
+    if found is None:
+        if len(_ROLES) > 4096:
+            _ROLES.clear()
+        by_prop = {p: frozenset(r.noun for r in rules if r.prop == p) for p in Roles._fields}
+        found = _ROLES[rules] = Roles(**by_prop)
+    return found
 
 
 @dataclass(frozen=True)
@@ -80,7 +96,7 @@ class Outcome:
         rules: the rules active after the turn.
         won / lost: the game's verdict after the turn (never both).
         moved: whether at least one YOU object changed cell.
-        pushed: the things that were pushed, as they were before the turn.
+        pushed: the things that were pushed, as they were before the turn, nearest to the pusher first.
         destroyed: the YOU objects destroyed by DEFEAT this turn.
     """
 
@@ -96,45 +112,43 @@ class Outcome:
 def judge(state: State, rules: frozenset[Rule] | None = None) -> Outcome:
     """Apply DEFEAT, then decide won / lost for ``state`` (steps 4-5 of a turn; also used at reset)."""
     rules = rules_of(state) if rules is None else rules
-    props = properties(rules)
-    defeat_cells = {(t.x, t.y) for t in state if has_property(t, props, "defeat")}
-    win_cells = {(t.x, t.y) for t in state if has_property(t, props, "win")}
-    kept: list[Thing] = []
-    destroyed: list[Thing] = []
-    survivors: list[Thing] = []
-    for thing in state:
-        if has_property(thing, props, "you"):
-            if (thing.x, thing.y) in defeat_cells:
-                destroyed.append(thing)
-                continue
-            survivors.append(thing)
-        kept.append(thing)
-    won = any((t.x, t.y) in win_cells for t in survivors)
-    new_state = tuple(kept) if destroyed else state
-    return Outcome(new_state, rules, won=won, lost=not won and not survivors, destroyed=tuple(destroyed))
+    r = roles(rules)
+    you = [t for t in state if not t.text and t.name in r.you]
+    if not you:
+        return Outcome(state, rules, won=False, lost=True)
+    defeat_cells = {(t.x, t.y) for t in state if not t.text and t.name in r.defeat}
+    destroyed = tuple(t for t in you if (t.x, t.y) in defeat_cells)
+    if destroyed:
+        you = [t for t in you if (t.x, t.y) not in defeat_cells]
+        state = tuple(t for t in state if t.text or t.name not in r.you or (t.x, t.y) not in defeat_cells)
+    win_cells = {(t.x, t.y) for t in state if not t.text and t.name in r.win}
+    won = any((t.x, t.y) in win_cells for t in you)
+    return Outcome(state, rules, won=won, lost=not won and not you, destroyed=destroyed)
 
 
-def step(width: int, height: int, state: State, action: str, rules: frozenset[Rule] | None = None) -> Outcome:
+def step(width: int, height: int, state: State, action: str, rules: frozenset[Rule] | None = None,
+         held: frozenset[tuple[int, int]] = frozenset()) -> Outcome:
     """Play one turn of ``action`` (one of :data:`ACTIONS`) from ``state``; see the module docstring.
 
     ``rules`` may be passed when already known (they must equal ``rules_of(state)``), to save re-reading them.
-    Raises ``ValueError`` for an unknown action.
+    ``held`` (solver only) lists cells whose things are held in place: nothing may enter them, as if they were
+    STOP. A move that succeeds with ``held`` cells does exactly the same without them. Raises ``ValueError``
+    for an unknown action.
     """
     if action not in DELTAS:
         raise ValueError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
+    rules = rules_of(state) if rules is None else rules
     dx, dy = DELTAS[action]
-    if dx == 0 and dy == 0:
+    r = roles(rules)
+    movers = [i for i, t in enumerate(state) if not t.text and t.name in r.you]
+    if (dx == 0 and dy == 0) or not movers:
         return judge(state, rules)
-    props = properties(rules_of(state) if rules is None else rules)
-    things = list(state)
-    pos = [(t.x, t.y) for t in things]
+    pos = [(t.x, t.y) for t in state]
     cells: dict[tuple[int, int], list[int]] = {}
     for i, p in enumerate(pos):
         cells.setdefault(p, []).append(i)
-    pushable = [t.text or has_property(t, props, "push") for t in things]
-    stop = [not pushable[i] and has_property(t, props, "stop") for i, t in enumerate(things)]
-    movers = [i for i, t in enumerate(things) if has_property(t, props, "you")]
-    movers.sort(key=lambda i: -(pos[i][0] * dx + pos[i][1] * dy))
+    if len(movers) > 1:
+        movers.sort(key=lambda i: -(pos[i][0] * dx + pos[i][1] * dy))
 
     def relocate(j: int) -> None:
         cells[pos[j]].remove(j)
@@ -142,42 +156,49 @@ def step(width: int, height: int, state: State, action: str, rules: frozenset[Ru
         cells.setdefault(pos[j], []).append(j)
 
     moved = False
-    pushed: list[Thing] = []
+    pushed: list[int] = []
     for i in movers:
-        chain: list[list[int]] = []
+        chain: list[int] = []
         cx, cy = pos[i][0] + dx, pos[i][1] + dy
-        blocked = False
-        while True:
-            if not (0 <= cx < width and 0 <= cy < height):
-                blocked = True
+        free = False
+        while 0 <= cx < width and 0 <= cy < height and (cx, cy) not in held:
+            group: list[int] = []
+            blocked = False
+            for j in cells.get((cx, cy), ()):
+                t = state[j]
+                if j == i:
+                    continue
+                if t.text or t.name in r.push:
+                    group.append(j)
+                elif t.name in r.stop:
+                    blocked = True
+                    break
+            if blocked:
                 break
-            here = [j for j in cells.get((cx, cy), ()) if j != i]
-            if any(stop[j] for j in here):
-                blocked = True
-                break
-            group = [j for j in here if pushable[j]]
             if not group:
+                free = True
                 break
-            chain.append(group)
+            chain.extend(group)
             cx, cy = cx + dx, cy + dy
-        if blocked:
-            continue
-        for group in reversed(chain):
-            for j in group:
-                pushed.append(things[j])
-                relocate(j)
+        if not free:
+            continue  # the chain meets the grid's edge or a STOP thing
+        pushed.extend(chain)
+        for j in reversed(chain):
+            relocate(j)
         relocate(i)
         moved = True
     if not moved:
         return judge(state, rules)
-    new_state = canonical([t.at(*pos[i]) if (t.x, t.y) != pos[i] else t for i, t in enumerate(things)])
-    out = judge(new_state)
-    return Outcome(out.state, out.rules, out.won, out.lost, moved=True, pushed=tuple(pushed),
-                   destroyed=out.destroyed)
+    new_state = canonical([t if (t.x, t.y) == pos[i] else Thing(pos[i][0], pos[i][1], t.name, t.colour, t.text)
+                           for i, t in enumerate(state)])
+    texts_moved = any(state[j].text for j in pushed)
+    out = judge(new_state, rules_of(new_state) if texts_moved else rules)
+    return Outcome(out.state, out.rules, out.won, out.lost, moved=True,
+                   pushed=tuple(state[j] for j in pushed), destroyed=out.destroyed)
 
 
 def you_objects(state: State, rules: frozenset[Rule]) -> list[Thing]:
     """The YOU objects of ``state`` in reading order (top to bottom, left to right); the first is "the player"
     from which the observation measures offsets."""
-    props = properties(rules)
-    return sorted((t for t in state if has_property(t, props, "you")), key=lambda t: (t.y, t.x, t.name))
+    you = roles(rules).you
+    return sorted((t for t in state if not t.text and t.name in you), key=lambda t: (t.y, t.x, t.name))
