@@ -1,35 +1,37 @@
 """Offline generation and on-disk cache of TextWorld "fetch" games.
 
-A game is fully determined by a :class:`GameParams`: a :class:`Level` (world size and quest shape), the seeds of
-its world (``map``, ``objects``, ``grammar``) and its quest (``quest`` seed plus ``quest_index``). Games that
-share the three world seeds and the level play in the *same world*: same rooms, same names, same furniture and
-objects in the same places; only the start room and the requested objects differ.
+A game is fully determined by a :class:`GameParams`: a :class:`Level` (world size and quest shape), the
+seeds of its world (``map``, ``objects``, ``grammar``) and its quest (``quest`` seed plus ``quest_index``).
+Games that share the three world seeds and the level play in the *same world*: same rooms, same names, same
+furniture and objects in the same places; only the start room and the requested objects differ.
 
-Generation uses TextWorld's own generator pieces (``make_map``, ``World``, ``Quest``/``Event``, the grammar and
-the Inform7 compiler, ``.z8`` output) with our own object placement and quest choice:
+Generation uses TextWorld's own generator pieces (``make_map``, ``World``, ``Quest``/``Event``, the grammar
+and the Inform7 compiler, ``.z8`` output) with our own object placement and quest choice:
 
 * the map comes from ``textworld.generator.make_map`` (doors open or closed);
-* containers (open, closed, or locked with a key lying elsewhere), supporters and portable objects are placed
-  from the ``objects`` seed; names and descriptions come from the grammar seeded by ``grammar``;
-* a quest asks for ``n_goals`` fetches "find X and put it on/into Y". Candidate (X, Y) pairs are listed in a
-  fixed order, shuffled by the ``quest`` seed, and quest ``quest_index`` takes the next unused pairs, so the
-  quests of one world are distinct by construction. X never starts in the start room and Y is in another
-  room than X. Each fetch is worth two points (holding X, then X on/in Y), so ``progress`` moves mid-quest.
-* a breadth-first planner over TextWorld's own action rules checks that the quest is solvable and gives the
-  quest its action sequence (TextWorld needs it for its walkthrough; only tests may read that).
+* containers (open, closed, or locked with a key lying elsewhere), supporters and portable objects are
+  placed from the ``objects`` seed; names and descriptions come from the grammar seeded by ``grammar``;
+* a quest asks for ``n_goals`` fetches "find X and put it on/into Y" (see :func:`choose_quest`): X never
+  starts in the start room and Y is in another room than X. Each fetch is worth two points (holding X,
+  then X on/in Y), so ``progress`` moves mid-quest;
+* a breadth-first planner over TextWorld's own action rules checks that the quest is solvable; its plan is
+  stored as the game's walkthrough (in the game's ``.json``; only tests may read it). Quest events are
+  condition-only, so TextWorld tracks them from the state alone and never declares a quest unfinishable.
 
 The objective names what to find and where to put it, never where things are.
 
 Cache layout (``cache_dir``): ``<key>.z8`` (the story), ``<key>.json`` (TextWorld's game description, which
-its environment needs next to the story) and ``<key>.meta.json`` (our record, written last, marking the entry
-complete). ``key`` hashes the generation parameters, the generator version and TextWorld's version. Each game
-is compiled in a private temporary folder and moved into place, so an interrupted run never leaves a half game.
+its environment needs next to the story) and ``<key>.meta.json`` (our record, written last, marking the
+entry complete). ``key`` hashes the generation parameters, the generator version and TextWorld's version.
+Each game is compiled in a private temporary folder and moved into place, so an interrupted run never
+leaves a half game.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -42,17 +44,19 @@ from typing import Any
 from harness.errors import BenchmarkError
 
 #: Bump when a change to this module changes the games it makes (it is part of every cache key).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 #: How many games this process has generated (tests use it to prove that a cached suite is not regenerated).
 GENERATION_COUNT = 0
 
 _STALE_TMP_S = 3600.0
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Level:
-    """The shape of a world and of its quests. ``n_locked`` containers are locked; their keys lie elsewhere."""
+    """The shape of a world and of its quests. ``n_locked`` containers are locked, their keys elsewhere."""
 
     name: str
     n_rooms: int
@@ -66,13 +70,14 @@ class Level:
 #: Named levels. ``fetch6`` is the default train / in-distribution level; ``fetch9x2`` the default OOD one.
 LEVELS: dict[str, Level] = {
     "fetch6": Level("fetch6", n_rooms=6, n_containers=3, n_supporters=3, n_objects=7),
-    "fetch9x2": Level("fetch9x2", n_rooms=9, n_containers=4, n_supporters=4, n_objects=9, n_locked=1, n_goals=2),
+    "fetch9x2": Level("fetch9x2", n_rooms=9, n_containers=4, n_supporters=4, n_objects=9, n_locked=1,
+                      n_goals=2),
 }
 
 
 @dataclass(frozen=True)
 class GameParams:
-    """Everything that determines one game. ``seeds`` has the keys ``map``, ``objects``, ``grammar``, ``quest``."""
+    """All that determines one game; ``seeds`` has keys ``map``, ``objects``, ``grammar``, ``quest``."""
 
     level: Level
     seeds: dict[str, int]
@@ -86,7 +91,8 @@ class GameParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GameParams:
-        return cls(Level(**data["level"]), {k: int(v) for k, v in data["seeds"].items()}, int(data["quest_index"]))
+        seeds = {k: int(v) for k, v in data["seeds"].items()}
+        return cls(Level(**data["level"]), seeds, int(data["quest_index"]))
 
     def key(self) -> str:
         """Cache key: a hash of the parameters, the generator version and TextWorld's version."""
@@ -118,7 +124,7 @@ def _kb():
 
 
 def build_world(level: Level, seeds: dict[str, int]):
-    """The world (without player) of ``level`` for the ``map`` and ``objects`` seeds: a textworld ``World``."""
+    """The textworld ``World`` (no player yet) of ``level`` for the ``map`` and ``objects`` seeds."""
     from numpy.random import RandomState
     from textworld.generator import World, make_map
     from textworld.logic import Proposition, Variable
@@ -130,15 +136,12 @@ def build_world(level: Level, seeds: dict[str, int]):
     facts: list = []
     containers = [Variable(f"c_{i}", "c") for i in range(level.n_containers)]
     supporters = [Variable(f"s_{i}", "s") for i in range(level.n_supporters)]
-    room_of: dict[str, Any] = {}
     for holder in containers + supporters:
-        room = rooms[rng.randint(len(rooms))]
-        room_of[holder.name] = room
-        facts.append(Proposition("at", [holder, room]))
+        facts.append(Proposition("at", [holder, rooms[rng.randint(len(rooms))]]))
     n_locked = min(level.n_locked, len(containers))
     for i, container in enumerate(containers):
-        state = "locked" if i < n_locked else str(rng.choice(["open", "closed"]))
-        facts.append(Proposition(state, [container]))
+        status = "locked" if i < n_locked else str(rng.choice(["open", "closed"]))
+        facts.append(Proposition(status, [container]))
     holders = containers + supporters
     for i in range(level.n_objects):
         kind = "f" if rng.rand() < 0.25 else "o"
@@ -179,7 +182,7 @@ def _room_of(state, name: str) -> str:
     raise BenchmarkError(f"textworld generator: cannot locate entity {name!r}; report this as a bug")
 
 
-# ------------------------------------------------------------------------------------------------ quest choice
+# ----------------------------------------------------------------------------------------------- quest choice
 @dataclass(frozen=True)
 class QuestChoice:
     """Start room and the (target object, destination holder) pairs of a quest, as TextWorld entity ids."""
@@ -197,21 +200,22 @@ def choose_quest(world, level: Level, quest_seed: int, quest_index: int) -> Ques
     from numpy.random import RandomState
 
     state = world.state
-    targets = sorted(o.name for o in world.objects if o.type == "o")
+    objects = sorted(o.name for o in world.objects if o.type == "o")
     dests = sorted(o.name for o in world.objects if o.type in ("c", "s"))
-    where = {n: _room_of(state, n) for n in targets + dests}
+    where = {n: _room_of(state, n) for n in objects + dests}
+    valid = {t: [d for d in dests if where[d] != where[t]] for t in objects}
+    targets = [t for t in objects if valid[t]]  # a target needs a destination outside its own room
     if len(targets) < level.n_goals:
-        raise BenchmarkError(f"level {level.name!r} yields too few target objects; enlarge the level")
+        raise BenchmarkError(f"level {level.name!r} (seeds {quest_seed}) yields too few target objects; "
+                             "use another suite seed or a larger level")
     order = [targets[i] for i in RandomState(quest_seed).permutation(len(targets))]
     fetches: list[tuple[str, str]] = []
     for goal in range(level.n_goals):
         slot = quest_index * level.n_goals + goal
         target = order[slot % len(order)]
-        valid = [d for d in dests if where[d] != where[target]]
-        if not valid:
-            raise BenchmarkError(f"level {level.name!r}: no destination outside the room of {target}")
-        valid = [valid[i] for i in RandomState(derive_seed(quest_seed, target)).permutation(len(valid))]
-        fetches.append((target, valid[(slot // len(order)) % len(valid)]))
+        shuffle = RandomState(derive_seed(quest_seed, target)).permutation(len(valid[target]))
+        choices = [valid[target][i] for i in shuffle]
+        fetches.append((target, choices[(slot // len(order)) % len(choices)]))
     rooms = sorted(r.name for r in world.rooms if r.name != where[fetches[0][0]])
     start = rooms[RandomState(derive_seed(quest_seed, quest_index)).randint(len(rooms))]
     return QuestChoice(start=start, fetches=tuple(fetches))
@@ -220,11 +224,12 @@ def choose_quest(world, level: Level, quest_seed: int, quest_index: int) -> Ques
 def plan_fetch(state, target, dest, max_states: int = 50_000) -> list | None:
     """Shortest action list (TextWorld ``Action`` objects) that puts ``target`` on/in ``dest``, or None.
 
-    Breadth-first over TextWorld's rules, restricted to moving, opening/unlocking, and taking only the target or
-    keys, so the search stays small."""
+    Breadth-first over TextWorld's rules, restricted to moving, opening/unlocking, and taking only the target
+    or keys, so the search stays small."""
     from textworld.logic import Placeholder, Proposition, Variable
 
-    rules = [r for n, r in _kb().rules.items() if n.startswith(("go/", "open/", "unlock/", "take", "put", "insert"))]
+    wanted = ("go/", "open/", "unlock/", "take", "put", "insert")
+    rules = [rule for name, rule in _kb().rules.items() if name.startswith(wanted)]
     fixed = {Placeholder("P", "P"): Variable("P", "P"), Placeholder("I", "I"): Variable("I", "I")}
     goal = Proposition("in" if dest.type == "c" else "on", [target, dest])
     start = state.copy()
@@ -279,21 +284,24 @@ def make_game(params: GameParams):
             raise BenchmarkError(f"textworld generator: quest {choice} is unsolvable; report this as a bug")
         for action in steps:
             state.apply(action)
-        took = max(i for i, a in enumerate(steps) if a.name.startswith("take") and target in a.variables)
         held = Proposition("in", [target, inventory])
         placed = Proposition("in" if dest.type == "c" else "on", [target, dest])
-        quests.append(Quest(win_events=[Event(plan + steps[:took + 1], conditions=[held])], desc="hold"))
+        # Condition-only events: TextWorld then tracks them by state alone. (With action lists it builds
+        # dependency trees that blow up on long back-and-forth plans and can declare a quest unfinishable.)
+        quests.append(Quest(win_events=[Event(conditions=[held])], desc="hold"))
+        quests.append(Quest(win_events=[Event(conditions=[placed])], desc="place"))
         plan += steps
-        quests.append(Quest(win_events=[Event(list(plan), conditions=[placed])], desc="place"))
     grammar = make_grammar({"theme": "house"}, rng=RandomState(params.seeds["grammar"]))
     game = make_game_with(world, quests, grammar)
     names = {k: v.name for k, v in game.infos.items()}
     parts = [f"find the {names[t]} and put it {'into' if d.startswith('c_') else 'on'} the {names[d]}"
              for t, d in choice.fetches]
-    objective = ", then ".join(parts).capitalize() + "."
+    objective = ", then ".join(parts) + "."
+    objective = objective[0].upper() + objective[1:]
     for quest in game.quests:
         quest.desc = objective
     game.objective = objective
+    game.metadata["walkthrough"] = [action.format_command(names) for action in plan]  # tests only
     game.metadata["uuid"] = f"alma-tw-{params.key()}"
     meta = {"params": params.to_dict(), "objective": objective, "start_room": names[choice.start],
             "fetches": [[names[t], names[d]] for t, d in choice.fetches], "generator": GENERATOR_VERSION}
@@ -307,7 +315,7 @@ def game_paths(cache_dir: Path, key: str) -> dict[str, Path]:
 
 def check_cached(paths: dict[str, Path]) -> str | None:
     """None if the cached game in ``paths`` is complete and sane, else what is wrong with it."""
-    for ext, path in paths.items():
+    for path in paths.values():
         if not path.is_file():
             return f"{path} is missing"
     with open(paths[".z8"], "rb") as fh:
@@ -339,6 +347,7 @@ def ensure_game(params: GameParams, cache_dir: str | Path) -> Path:
     except OSError as exc:
         raise BenchmarkError(f"textworld cache {cache_dir} is not writable ({exc}); set ALMA_CACHE_DIR "
                              "or pass cache_dir= to a writable folder") from exc
+    started = time.monotonic()
     try:
         from textworld.generator import compile_game
         from textworld.generator.game import GameOptions
@@ -349,6 +358,7 @@ def ensure_game(params: GameParams, cache_dir: str | Path) -> Path:
         options.force_recompile = True
         compile_game(game, options)
         (tmp / f"{key}.meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        paths[".meta.json"].unlink(missing_ok=True)  # an old, broken entry is incomplete from here on
         for ext in (".json", ".z8", ".meta.json"):  # the meta file last: it marks the entry complete
             os.replace(tmp / f"{key}{ext}", paths[ext])
     except BenchmarkError:
@@ -360,6 +370,7 @@ def ensure_game(params: GameParams, cache_dir: str | Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     GENERATION_COUNT += 1
+    log.info("textworld: generated game %s (%s) in %.1fs", key, params.level.name, time.monotonic() - started)
     return paths[".z8"]
 
 
