@@ -1,0 +1,320 @@
+"""Genome: a memory design's source text, normalised, and the content hash that identifies it.
+
+A genome is what the engine stores, mutates and ships to the sandbox: one Python module that satisfies the
+memory-design contract (:mod:`harness.design`). Text from an LLM often wraps the code in a markdown fence and
+differs from an equal design only in layout, so :func:`normalise_source` first pulls the code out of the fence
+and then normalises what is layout only -- line endings, a byte-order mark, trailing whitespace, tabs in
+indentation, blank lines at either end, exactly one final newline -- while leaving the inside of string literals
+untouched (a prompt template keeps its exact text). The id is ``harness.loader.source_hash`` of the normalised
+source, so the harness (which names a loaded design's module after the same hash) and the engine agree on it.
+
+libcst parses and re-emits a module byte for byte, so a libcst round trip normalises nothing; the layout rules
+above are applied with Python's tokenizer, which tells code from string contents (and tab expansion is checked
+to leave the AST unchanged).
+
+The second half is the design's anatomy as both the validator and the operators see it: import aliases, the
+design class(es) deriving from ``CONTRACT["base_class"]``, class members, and :func:`contract_problems`, the
+contract check proper (everything read from :data:`harness.design.CONTRACT`).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+import libcst as cst
+import libcst.matchers as m
+
+from harness.design import CONTRACT
+from harness.loader import source_hash
+
+_FENCE_RE = re.compile(
+    r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[\w.+-]*)[^\n]*\n(?P<body>.*?)^[ \t]*(?P=fence)[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+_PYTHON_INFO = {"python", "py", "python3", "py3"}
+_INDENT_TAB = 4  # a tab in indentation becomes this many spaces (any width keeps valid Python's structure)
+
+
+class GenomeError(ValueError):
+    """A Genome was built from inconsistent parts (an id that is not the hash of its normalised source)."""
+
+
+def parses(source: str) -> bool:
+    """Whether ``source`` is syntactically valid Python for this interpreter (static: nothing is executed)."""
+    try:
+        ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def extract_code(text: str) -> str:
+    """The Python code in ``text``: the text itself when it already parses, else the largest fenced block
+    tagged ``python`` (or ``py``), else the largest fenced block of any kind, else the text unchanged."""
+    if parses(text):
+        return text
+    blocks = [(m.group("info").lower(), m.group("body")) for m in _FENCE_RE.finditer(text)]
+    if not blocks:
+        return text
+    tagged = [body for info, body in blocks if info in _PYTHON_INFO]
+    return _dedent(max(tagged or [body for _, body in blocks], key=len))
+
+
+def _dedent(block: str) -> str:
+    lines = block.split("\n")
+    margins = [len(line) - len(line.lstrip(" ")) for line in lines if line.strip()]
+    cut = min(margins, default=0)
+    return "\n".join(line[cut:] for line in lines)
+
+
+def _string_lines(code: str) -> tuple[set[int], set[int]] | None:
+    """Rows whose start, and rows whose end, lie inside a multi-line string token (1-based), or ``None`` when
+    the code does not tokenize (then every line is treated as code)."""
+    starts: set[int] = set()
+    ends: set[int] = set()
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
+            first, last = tok.start[0], tok.end[0]
+            if tok.type == tokenize.STRING and last > first:
+                ends.update(range(first, last))
+                starts.update(range(first + 1, last + 1))
+    except (tokenize.TokenError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    return starts, ends
+
+
+def _expand_indent(line: str) -> str:
+    body = line.lstrip(" \t")
+    indent = line[: len(line) - len(body)]
+    return indent.expandtabs(_INDENT_TAB) + body if "\t" in indent else line
+
+
+def normalise_source(text: str) -> str:
+    """Normalised source of a design given as code or as markdown with a fenced code block (idempotent)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    code = extract_code(text)
+    result = _normalise_layout(code, expand_tabs=True)
+    if "\t" in code and parses(code) and ast.dump(ast.parse(code)) != ast.dump(ast.parse(result or "pass")):
+        result = _normalise_layout(code, expand_tabs=False)  # never let tab expansion change what the code means
+    return result
+
+
+def _normalise_layout(code: str, expand_tabs: bool) -> str:
+    inside = _string_lines(code)
+    starts, ends = inside if inside is not None else (set(), set())
+    out = []
+    for row, line in enumerate(code.split("\n"), 1):
+        if expand_tabs and row not in starts:
+            line = _expand_indent(line)
+        if row not in ends:
+            line = line.rstrip(" \t\f\v")
+        out.append(line)
+    # blank lines at either end lie outside every token, hence outside every string
+    while out and not out[0].strip():
+        out.pop(0)
+    while out and not out[-1].strip():
+        out.pop()
+    return "\n".join(out) + "\n" if out else ""
+
+
+# ---------------------------------------------------------------- anatomy (shared by validate and mutate)
+
+
+def dotted(node: cst.CSTNode) -> str | None:
+    """``a.b.c`` for a Name/Attribute chain, else ``None``."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        head = dotted(node.value)
+        return f"{head}.{node.attr.value}" if head else None
+    return None
+
+
+@functools.lru_cache(maxsize=16)  # modules are immutable and hashed by identity; one walk serves both below
+def _scan(module: cst.Module) -> tuple[dict[str, str], tuple[cst.ClassDef, ...]]:
+    aliases: dict[str, str] = {}
+    classes: list[cst.ClassDef] = []
+
+    class _Collect(cst.CSTVisitor):
+        def visit_Import(self, node: cst.Import) -> None:
+            for alias in node.names:
+                full = dotted(alias.name) or ""
+                local = dotted(alias.asname.name) if alias.asname else None
+                aliases[local or full.split(".")[0]] = full if local else full.split(".")[0]
+
+        def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+            if node.module is None or node.relative or isinstance(node.names, cst.ImportStar):
+                return
+            for alias in node.names:
+                name = dotted(alias.name) or ""
+                local = (dotted(alias.asname.name) if alias.asname else None) or name
+                aliases[local] = f"{dotted(node.module)}.{name}"
+
+        def visit_ClassDef(self, node: cst.ClassDef) -> None:
+            classes.append(node)
+
+    module.visit(_Collect())
+    return aliases, tuple(classes)
+
+
+def import_aliases(module: cst.Module) -> dict[str, str]:
+    """Local name -> dotted origin for every import in the module (``np`` -> ``numpy``)."""
+    return dict(_scan(module)[0])
+
+
+def resolve(node: cst.CSTNode, aliases: dict[str, str]) -> str | None:
+    """The dotted origin of a Name/Attribute chain through the module's imports (``np.load`` -> ``numpy.load``)."""
+    name = dotted(node)
+    if name is None:
+        return None
+    head, _, rest = name.partition(".")
+    base = aliases.get(head, head)
+    return f"{base}.{rest}" if rest else base
+
+
+def design_classes(module: cst.Module) -> list[cst.ClassDef]:
+    """Every class deriving, directly or through another class of the module, from the contract's base class
+    (``harness.design.MemoryDesign``, however imported), in source order."""
+    aliases, classes = _scan(module)
+    base = f"{CONTRACT['base_module']}.{CONTRACT['base_class']}"
+    names: set[str] = set()
+    while True:
+        design = [c for c in classes if any(resolve(a.value, aliases) in names | {base} for a in c.bases)]
+        if {c.name.value for c in design} <= names:
+            return design
+        names |= {c.name.value for c in design}
+
+
+_SUPER_INIT = m.Call(func=m.Attribute(value=m.Call(func=m.Name("super")), attr=m.Name("__init__")))
+
+
+def class_members(cls: cst.ClassDef) -> dict[str, cst.CSTNode]:
+    """Name -> defining statement for the methods and class attributes in a class body (last def wins)."""
+    members: dict[str, cst.CSTNode] = {}
+    for stmt in cls.body.body:
+        if isinstance(stmt, cst.FunctionDef):
+            members[stmt.name.value] = stmt
+        else:
+            for target in m.findall(stmt, m.AssignTarget(target=m.Name()) | m.AnnAssign(target=m.Name())):
+                members.setdefault(target.target.value, stmt)
+    return members
+
+
+def contract_problems(module: cst.Module) -> list[tuple[cst.CSTNode | None, str, str, str]]:
+    """``(node, rule, message, severity)`` for every way the module breaks :data:`harness.design.CONTRACT`:
+    not exactly one design class (at top level), a contract method missing, not async, or with other
+    parameters, a constructor with other parameters (or, as a warning, not calling ``super().__init__``)."""
+    out: list[tuple[cst.CSTNode | None, str, str, str]] = []
+    base, home = CONTRACT["base_class"], CONTRACT["base_module"]
+    classes = design_classes(module)
+    if not classes:
+        out.append((None, "missing-design-class", f"no class derives from {base}: define exactly one "
+                    f"`class YourMemory({base})` and import it with `from {home} import {base}`", "error"))
+    for extra in classes[1:]:
+        out.append((extra, "multiple-design-classes", f"{len(classes)} classes derive from {base} ("
+                    + ", ".join(c.name.value for c in classes) + "); keep exactly one (helpers must not subclass it)",
+                    "error"))
+    if len(classes) != 1:
+        return out
+    cls = classes[0]
+    name, members = cls.name.value, class_members(cls)
+    if not any(cls is stmt for stmt in module.body):
+        out.append((cls, "missing-design-class", f"{name} must be defined at the top level of the module", "error"))
+    for method, spec in CONTRACT["methods"].items():
+        node, kind = members.get(method), "async def" if spec["async"] else "def"
+        signature = f"`{kind} {method}({', '.join(spec['params'])}) -> {spec['returns']}`"
+        if not isinstance(node, cst.FunctionDef):
+            out.append((node or cls, "missing-method", f"{name} must define {signature} in its class body", "error"))
+            continue
+        if spec["async"] and node.asynchronous is None:
+            out.append((node, "method-not-async", f"{name}.{method} must be {signature} (the harness awaits it)",
+                        "error"))
+        elif not spec["async"] and node.asynchronous is not None:
+            out.append((node, "wrong-signature", f"{name}.{method} must be a plain {signature}", "error"))
+        problem = _signature_problem(node, spec["params"])
+        if problem:
+            out.append((node, "wrong-signature", f"{name}.{method} {problem}; the contract is {signature}", "error"))
+    ctor = CONTRACT["constructor"]
+    init = members.get(ctor["name"])
+    if isinstance(init, cst.FunctionDef):
+        problem = _signature_problem(init, ctor["params"])
+        if problem:
+            out.append((init, "wrong-signature", f"{name}.{ctor['name']} {problem}; the contract is "
+                        f"`def {ctor['name']}({', '.join(ctor['params'])})`", "error"))
+        if not m.findall(init, _SUPER_INIT):
+            out.append((init, "missing-super-init", f"{name}.{ctor['name']} should call super().{ctor['name']}("
+                        f"{', '.join(ctor['params'][1:])}) first", "warning"))
+    return out
+
+
+def _signature_problem(fn: cst.FunctionDef, expected: list[str]) -> str | None:
+    if fn.decorators:
+        return "must not be decorated"
+    params = fn.params
+    positional = [*params.posonly_params, *params.params]
+    if [p.name.value for p in positional[: len(expected)]] != expected:
+        return f"takes ({cst.Module([]).code_for_node(params)}); its parameters must be ({', '.join(expected)})"
+    if any(p.default is None for p in [*positional[len(expected):], *params.kwonly_params]):
+        return "has extra parameters without default values"
+    return None
+
+
+_CLASS_RE = re.compile(r"^class\s+(\w+)\s*\(([^)]*)\)", re.MULTILINE)
+
+
+def design_class_name(source: str) -> str | None:
+    """Name of the first top-level class whose bases mention the contract's base class (a cheap text scan)."""
+    base = CONTRACT["base_class"]
+    for match in _CLASS_RE.finditer(source):
+        if re.search(rf"\b{re.escape(base)}\b", match.group(2)):
+            return match.group(1)
+    return None
+
+
+@dataclass(frozen=True)
+class Genome:
+    """One memory design as the engine sees it.
+
+    Attributes:
+        source: the normalised source (see :func:`normalise_source`).
+        id: ``harness.loader.source_hash(source)``: 16 hex digits of sha256.
+        name: a readable label, by default the design class's name.
+        operator: how it was made: ``"seed"``, ``"meta"``, ``"mutate:constants"``, ``"swap:retrieve"``,
+            ``"crossover"``, ... (empty when unknown).
+        parents: ids of the genomes it was made from.
+    """
+
+    source: str
+    id: str
+    name: str
+    operator: str = ""
+    parents: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.id != source_hash(self.source):
+            raise GenomeError(
+                f"genome {self.name!r}: id {self.id!r} is not the hash of its source "
+                f"({source_hash(self.source)!r}); build genomes with Genome.from_text(text)"
+            )
+
+    @classmethod
+    def from_text(cls, text: str, name: str | None = None, operator: str = "",
+                  parents: tuple[str, ...] = ()) -> Genome:
+        """Normalise ``text`` (code, or markdown with a fenced block) and identify it by its hash."""
+        source = normalise_source(text)
+        digest = source_hash(source)
+        label = name or design_class_name(source) or f"design-{digest}"
+        return cls(source=source, id=digest, name=label, operator=operator, parents=tuple(parents))
+
+    @classmethod
+    def from_file(cls, path: str | Path, operator: str = "seed") -> Genome:
+        """Read a design file (e.g. a seed) as a genome; its name is the design class's, else the file stem."""
+        path = Path(path)
+        text = path.read_text(encoding="utf-8")
+        return cls.from_text(text, name=design_class_name(normalise_source(text)) or path.stem, operator=operator)

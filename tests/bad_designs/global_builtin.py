@@ -1,0 +1,20 @@
+# expect: builtin-rebind
+# ruff: noqa
+"""Bad design: rebinds print through a global statement."""
+
+from harness.design import MemoryDesign, Toolkit
+from harness.types import Episode, Task
+
+
+class BadMemory(MemoryDesign):
+    """A design that breaks one rule of the validator."""
+
+    def __init__(self, toolkit: Toolkit):
+        super().__init__(toolkit)
+
+    async def retrieve(self, task: Task) -> dict:
+        return {}
+
+    async def update(self, episode: Episode) -> None:
+        global print
+        print = None

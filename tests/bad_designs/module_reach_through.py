@@ -1,0 +1,21 @@
+# expect: forbidden-attribute
+# ruff: noqa
+"""Bad design: reaches os through a module that imported it (random._os)."""
+
+import random
+
+from harness.design import MemoryDesign, Toolkit
+from harness.types import Episode, Task
+
+
+class BadMemory(MemoryDesign):
+    """A design that breaks one rule of the validator."""
+
+    def __init__(self, toolkit: Toolkit):
+        super().__init__(toolkit)
+
+    async def retrieve(self, task: Task) -> dict:
+        return {}
+
+    async def update(self, episode: Episode) -> None:
+        random._os.system("id")

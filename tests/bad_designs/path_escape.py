@@ -1,0 +1,19 @@
+# expect: forbidden-path
+# ruff: noqa
+"""Bad design: joins a path that climbs out of the scratch directory."""
+
+from harness.design import MemoryDesign, Toolkit
+from harness.types import Episode, Task
+
+
+class BadMemory(MemoryDesign):
+    """A design that breaks one rule of the validator."""
+
+    def __init__(self, toolkit: Toolkit):
+        super().__init__(toolkit)
+
+    async def retrieve(self, task: Task) -> dict:
+        return {}
+
+    async def update(self, episode: Episode) -> None:
+        (self.toolkit.scratch_dir / "../../secrets.txt").write_text("x")

@@ -1,0 +1,27 @@
+# expect: multiple-design-classes
+# ruff: noqa
+"""Bad design: defines two MemoryDesign subclasses."""
+
+from harness.design import MemoryDesign, Toolkit
+from harness.types import Episode, Task
+
+
+class Helper(MemoryDesign):
+    async def retrieve(self, task: Task) -> dict:
+        return {}
+
+    async def update(self, episode: Episode) -> None:
+        return None
+
+
+class BadMemory(MemoryDesign):
+    """A design that breaks one rule of the validator."""
+
+    def __init__(self, toolkit: Toolkit):
+        super().__init__(toolkit)
+
+    async def retrieve(self, task: Task) -> dict:
+        return {}
+
+    async def update(self, episode: Episode) -> None:
+        return None
