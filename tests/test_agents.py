@@ -27,8 +27,8 @@ def test_heuristic_is_deterministic_for_a_seed_and_varies_across_seeds():
 
 def test_heuristic_follows_a_remembered_sequence():
     memory = "Actions that solved a similar task: go west -> go north -> open wooden chest -> take red key"
-    agent = HeuristicAgent(seed=0)
-    agent.begin("Find the treasure.", "hall", memory)
+    agent = HeuristicAgent(seed=0, w_mem_next=2.5)  # sequence following is off by default
+    agent.begin("Find the red key.", "hall", memory)
     taken = [agent.act(f"state {i}", ACTIONS) for i in range(4)]
     assert taken == ["go west", "go north", "open wooden chest", "take red key"]
 

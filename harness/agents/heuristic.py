@@ -18,6 +18,7 @@ whose memory carries transferable actions and entities makes it measurably bette
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 from harness.agents.base import words
@@ -25,10 +26,19 @@ from harness.agents.base import words
 STOPWORDS = frozenset(
     "a an the to of in on at with from into and or is are be it its this that you your go take put for by".split()
 )
+#: common verbs: never evidence of where something is
+VERBS = frozenset("take put insert open close drop eat examine look inventory unlock lock go find get move push "
+                  "use from into on".split())
 #: verbs that never change the game state: exploring them costs steps
 PASSIVE = frozenset({"look", "inventory", "examine", "idle", "wait"})
 #: verbs that usually make progress in text games
-ACTIVE = frozenset({"take", "open", "unlock", "insert", "put", "cook", "slice", "chop", "dice", "eat", "prepare"})
+ACTIVE = frozenset({"take", "open", "unlock", "insert", "put", "cook", "slice", "chop", "dice", "prepare"})
+#: verbs that usually undo progress or destroy things
+UNDO = frozenset({"close", "drop", "eat", "lock"})
+#: action pairs that undo each other (the second undoes the first)
+INVERSE = {"open": "close", "close": "open", "take": "put", "lock": "unlock", "unlock": "lock",
+           "north": "south", "south": "north", "east": "west", "west": "east", "up": "down", "down": "up",
+           "left": "right", "right": "left"}
 
 
 class HeuristicAgent:
@@ -41,12 +51,12 @@ class HeuristicAgent:
         seed: int = 0,
         *,
         w_mem_exact: float = 3.0,
-        w_mem_next: float = 2.5,
+        w_mem_next: float = 0.0,
         w_mem_word: float = 0.6,
         w_goal: float = 1.2,
         w_obs: float = 0.2,
         w_tried_state: float = 2.5,
-        w_tried_episode: float = 0.6,
+        w_tried_episode: float = 1.5,
         noise: float = 0.4,
     ):
         self.seed = seed
@@ -58,11 +68,42 @@ class HeuristicAgent:
     def begin(self, goal: str, observation: str, memory: str) -> None:
         self.goal_words = set(words(goal)) - STOPWORDS
         self.memory = memory.lower()
-        self.memory_words = set(words(memory)) - STOPWORDS
+        # the parts of memory that speak of the goal's entities: their words point at where things are
+        chunks = [c for c in re.split(r"->|[\n.;|]", self.memory) if set(words(c)) & self.goal_words]
+        self.relevant_memory = " | ".join(chunks)
+        self.memory_words = (set(words(self.relevant_memory)) - STOPWORDS - self.goal_words - VERBS)
         self.cursor = 0  # position in the memory text just after the last remembered action taken
         self.tried_in_state: Counter[tuple[int, str]] = Counter()
         self.tried: Counter[str] = Counter()
+        self.visits: Counter[int] = Counter()
         self.state = hash(observation)
+        self.first_actions: tuple[str, ...] | None = None
+        self.fixed_vocabulary = True
+        self.last: list[str] = []
+        self.location: int | None = None
+
+    def _state_key(self, observation: str, actions: list[str]) -> int:
+        """The state's identity: the admissible-action set where it changes with the state (text games),
+        else the observation (fixed action vocabularies such as grid worlds)."""
+        key = tuple(sorted(a.lower() for a in actions))
+        if self.first_actions is None:
+            self.first_actions = key
+        elif key != self.first_actions:
+            self.fixed_vocabulary = False
+        return hash(observation) if self.fixed_vocabulary else hash(key)
+
+    def _undoes_last(self, act_words: list[str]) -> bool:
+        if not self.last or not act_words:
+            return False
+        verb, objects = act_words[0], act_words[1:]
+        last_verb, last_objects = self.last[0], self.last[1:]
+        if verb == "go" or last_verb == "go" or len(act_words) == 1:
+            a = act_words[-1]
+            b = self.last[-1]
+            return INVERSE.get(b) == a and (verb == last_verb or len(act_words) == 1)
+        if INVERSE.get(last_verb) == verb or (last_verb == "take" and verb in ("put", "insert", "drop")):
+            return bool(objects) and bool(last_objects) and objects[0] == last_objects[0]
+        return False
 
     def _next_remembered(self, actions: list[str]) -> str | None:
         """The admissible action that the memory text mentions first after the cursor (if close enough)."""
@@ -79,36 +120,61 @@ class HeuristicAgent:
         low = action.lower()
         act_words = words(low)
         content = [w for w in act_words if w not in STOPWORDS]
+        verb = act_words[0] if act_words else ""
+        obj = content[0] if content else ""
         s = 0.0
-        if self.memory:
-            if low in self.memory:
-                s += self.w["mem_exact"]
+        goal_hits = sum(w in self.goal_words for w in content)
+        detour = False
+        if verb in ("put", "insert", "take", "drop", "eat") and obj and obj not in self.goal_words:
+            detour = True  # moving things the goal does not mention, whatever the destination
+        elif verb in ("put", "insert") and not all(w in self.goal_words for w in content[-1:]):
+            detour = True  # the goal's object, but somewhere the goal does not ask for
+        if detour:
+            goal_hits = 0
+            s -= 1.5
+        elif self.memory and verb not in PASSIVE and verb not in UNDO:  # memory guides productive steps
+            move = self._is_move(act_words)
             if low == next_action:
                 s += self.w["mem_next"]
-            if content:
+            if not move and low in self.relevant_memory:  # a remembered step towards the goal's entities
+                s += self.w["mem_exact"]
+            if content and not move:
                 s += self.w["mem_word"] * sum(w in self.memory_words for w in content) / len(content) * 2
-        s += self.w["goal"] * sum(w in self.goal_words for w in content)
+        s += self.w["goal"] * goal_hits
         s += self.w["obs"] * sum(w in observation_words for w in content)
-        if act_words and act_words[0] in PASSIVE:
+        if verb in PASSIVE:
             s -= 1.5
-        elif act_words and act_words[0] in ACTIVE:
+        elif verb in ACTIVE:
             s += 0.4
-        if act_words and act_words[0] == "drop":
+        elif verb in UNDO:
             s -= 1.0
-        s -= self.w["tried_state"] * self.tried_in_state[(self.state, low)]
-        s -= self.w["tried_episode"] * self.tried[low]
+        if self._undoes_last(act_words):
+            s -= 2.0
+        if self._is_move(act_words):
+            s -= self.w["tried_state"] * self.tried_in_state[(self.location, low)]
+        else:
+            s -= self.w["tried_state"] * self.tried_in_state[(self.state, low)]
+            s -= self.w["tried_episode"] * self.tried[low]
         return s + self.rng.random() * self.w["noise"]
+
+    @staticmethod
+    def _is_move(act_words: list[str]) -> bool:
+        return bool(act_words) and (act_words[0] == "go" or (len(act_words) == 1 and act_words[0] in INVERSE))
 
     def act(self, observation: str, admissible_actions: list[str]) -> str:
         if not admissible_actions:
             raise ValueError("the environment offered no admissible action")
-        self.state = hash(observation)
+        self.state = self._state_key(observation, admissible_actions)
+        self.visits[self.state] += 1
+        if self.fixed_vocabulary or (self.last and self._is_move(self.last)) or self.location is None:
+            self.location = self.state if self.fixed_vocabulary else hash(observation.strip().split("\n")[0])
         obs_words = set(words(observation)) - STOPWORDS
-        next_action = self._next_remembered(admissible_actions) if self.memory else None
+        next_action = self._next_remembered(admissible_actions) if self.memory and self.w["mem_next"] else None
         choice = max(admissible_actions, key=lambda a: self.score(a, obs_words, next_action))
         low = choice.lower()
-        self.tried_in_state[(self.state, low)] += 1
+        self.tried_in_state[(self.location if self._is_move(words(low)) else self.state, low)] += 1
         self.tried[low] += 1
+        self.last = words(low)
         nxt = self.memory.find(low, self.cursor) if self.memory else -1
         if nxt >= 0:
             self.cursor = nxt + len(low)

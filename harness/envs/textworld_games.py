@@ -65,11 +65,15 @@ class Level:
     n_objects: int
     n_locked: int = 0
     n_goals: int = 1
+    #: how many of the world's objects its quests ask for (None = all): a small pool makes quests of one
+    #: world recur on the same objects with other destinations and start rooms, as ALFWorld's tasks recur
+    #: on the same object types in a floor plan, so what was learnt about where things are transfers.
+    target_pool: int | None = None
 
 
 #: Named levels. ``fetch6`` is the default train / in-distribution level; ``fetch9x2`` the default OOD one.
 LEVELS: dict[str, Level] = {
-    "fetch6": Level("fetch6", n_rooms=6, n_containers=3, n_supporters=3, n_objects=7),
+    "fetch6": Level("fetch6", n_rooms=6, n_containers=3, n_supporters=3, n_objects=7, target_pool=3),
     "fetch9x2": Level("fetch9x2", n_rooms=9, n_containers=4, n_supporters=4, n_objects=9, n_locked=1,
                       n_goals=2),
 }
@@ -194,8 +198,9 @@ class QuestChoice:
 def choose_quest(world, level: Level, quest_seed: int, quest_index: int) -> QuestChoice:
     """Deterministic quest ``quest_index`` of ``world``.
 
-    Targets are taken in a seed-shuffled order, so consecutive quest indices ask for different objects; once
-    every target was used, the next round pairs them with other destinations. Quest indices below
+    Targets are taken in a seed-shuffled order (the first ``level.target_pool`` of it, when set), so
+    consecutive quest indices ask for different objects; once every target was used, the next round pairs them
+    with other destinations. Quest indices below
     ``n_targets * n_destinations / n_goals`` (about 20 for ``fetch6``) give distinct fetches."""
     from numpy.random import RandomState
 
@@ -209,6 +214,8 @@ def choose_quest(world, level: Level, quest_seed: int, quest_index: int) -> Ques
         raise BenchmarkError(f"level {level.name!r} (seeds {quest_seed}) yields too few target objects; "
                              "use another suite seed or a larger level")
     order = [targets[i] for i in RandomState(quest_seed).permutation(len(targets))]
+    if level.target_pool is not None:
+        order = order[: max(level.n_goals, level.target_pool)]
     fetches: list[tuple[str, str]] = []
     for goal in range(level.n_goals):
         slot = quest_index * level.n_goals + goal
