@@ -1,0 +1,316 @@
+"""The host-side model broker: OpenAI-compatible HTTP on a Unix socket, one socket (session) per job.
+
+Inside the sandbox the harness's clients speak HTTP over ``/broker/broker.sock`` (``ModelSpec.uds``). The
+broker serves ``POST /v1/chat/completions``, ``POST /v1/embeddings`` and ``GET /v1/models``, and forwards what
+its cassette cannot answer to the configured upstream: an OpenAI-compatible endpoint (the API key is read
+from the host's environment and never enters the sandbox) or, for embeddings, the host's own embedder.
+
+Per session (= per job): a request budget and a token budget. Over budget the job gets HTTP 402 with error
+code ``budget_exceeded`` at once (the harness's clients do not retry 4xx), never a hang. Across sessions: a
+cap on concurrent upstream requests. Every exchange is recorded in the cassette (see
+:mod:`sandbox.cassette`); in ``replay`` mode no upstream is needed at all.
+
+    broker = Broker(BrokerConfig(chat_base_url="http://127.0.0.1:8080/v1", cassette_dir=run_dir / "cassette"))
+    session = broker.open_session("job-1", Budget(max_requests=200), client_uid=backend.uid)
+    ... mount session.socket_dir at /broker ...
+    session.usage(); session.events; session.close(); broker.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socketserver
+import tempfile
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+from sandbox.cassette import Cassette, CassetteMode, request_key
+from sandbox.errors import BrokerError
+from sandbox.upstream import (
+    LocalChat,
+    LocalEmbeddings,
+    OpenAIUpstream,
+    Upstream,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "broker.sock"
+MAX_BODY = 8 * 1024 * 1024
+MAX_EVENTS = 200
+ENDPOINTS = ("/chat/completions", "/embeddings")
+
+
+@dataclass
+class BrokerConfig:
+    """Where the broker forwards, and how. Every default works offline (chat: the embedded local model;
+    embeddings: the host's hashing embedder)."""
+
+    chat_base_url: str | None = None
+    """OpenAI-compatible chat endpoint; None: the embedded local model, started on the first chat request."""
+    local_chat_model: str | None = "qwen2.5-coder-0.5b"
+    """The embedded model used when chat_base_url is None; None: no chat upstream (cassette only)."""
+    embed_base_url: str | None = None
+    local_embedder: str | None = "hashing"
+    """``minilm`` / ``hashing``: serve /v1/embeddings on the host; None: forward to embed_base_url."""
+    api_key_env: str = "OPENAI_API_KEY"
+    models: list[str] = field(default_factory=list)
+    cassette_dir: Path | None = None
+    cassette_mode: CassetteMode = "auto"
+    max_concurrency: int = 4
+    timeout: float = 120.0
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    threads: int = 1
+
+
+@dataclass
+class Budget:
+    """Per-job limits; None means unlimited."""
+
+    max_requests: int | None = 500
+    max_tokens: int | None = 500_000
+
+
+class Broker:
+    """Upstream clients, the cassette and the concurrency cap, shared by every session."""
+
+    def __init__(self, config: BrokerConfig | None = None):
+        self.config = cfg = config or BrokerConfig()
+        key = os.environ.get(cfg.api_key_env) or None
+        self.cassette = Cassette(cfg.cassette_dir, cfg.cassette_mode) if cfg.cassette_dir else None
+        if cfg.cassette_mode == "replay" and self.cassette is None:
+            raise BrokerError("cassette_mode='replay' needs a cassette_dir to replay from")
+        options = {"timeout": cfg.timeout, "max_attempts": cfg.max_attempts, "backoff_base": cfg.backoff_base}
+        chat: Upstream | None = None
+        if cfg.chat_base_url:
+            chat = OpenAIUpstream(cfg.chat_base_url, key, **options)
+        elif cfg.local_chat_model:
+            chat = LocalChat(cfg.local_chat_model, cfg.threads, **options)
+        self._upstreams: dict[str, Upstream | None] = {"/chat/completions": chat}
+        if cfg.local_embedder:
+            self._upstreams["/embeddings"] = LocalEmbeddings(cfg.local_embedder, threads=cfg.threads)
+        elif cfg.embed_base_url or cfg.chat_base_url:
+            self._upstreams["/embeddings"] = OpenAIUpstream(cfg.embed_base_url or cfg.chat_base_url, key,
+                                                            **options)
+        else:
+            self._upstreams["/embeddings"] = None
+        self._slots = threading.BoundedSemaphore(cfg.max_concurrency)
+        self._sessions: list[BrokerSession] = []
+        self._lock = threading.Lock()
+
+    def open_session(self, job_id: str, budget: Budget | None = None, *, client_uid: int | None = None,
+                     socket_dir: Path | None = None) -> BrokerSession:
+        """Start serving a new job on its own socket (``session.socket_path``) and return the session."""
+        session = BrokerSession(self, job_id, budget or Budget(), client_uid=client_uid, socket_dir=socket_dir)
+        with self._lock:
+            self._sessions.append(session)
+        return session
+
+    def forward(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        upstream = self._upstreams.get(endpoint)
+        if upstream is None:
+            raise UpstreamUnavailable(f"the broker has no upstream for {endpoint}: configure one "
+                                      "(--chat-base-url / --embed-base-url) or replay from a cassette")
+        with self._slots:
+            return upstream.post(endpoint, body)
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for s in sessions:
+            s.close()
+        for upstream in self._upstreams.values():
+            if upstream is not None:
+                upstream.close()
+
+    def __enter__(self) -> Broker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    session: BrokerSession
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        log.debug("broker %s: " + format, self.server.session.job_id, *args)
+
+    def address_string(self) -> str:
+        return "sandbox"
+
+    def _reply(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path.rstrip("/").endswith("/models"):
+            names = self.server.session.broker.config.models
+            self._reply(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in names]})
+        else:
+            self._reply(404, _error(f"no route GET {self.path}", "not_found"))
+
+    def do_POST(self) -> None:  # noqa: N802
+        endpoint = next((e for e in ENDPOINTS if self.path.split("?")[0].rstrip("/").endswith(e)), None)
+        try:
+            length = int(self.headers.get("Content-Length") or -1)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self.close_connection = True
+            self._reply(413 if length > MAX_BODY else 411, _error(f"request body must have a Content-Length "
+                                                                  f"of at most {MAX_BODY} bytes", "invalid_request"))
+            return
+        raw = self.rfile.read(length)
+        if endpoint is None:
+            self._reply(404, _error(f"no route POST {self.path}", "not_found"))
+            return
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            self._reply(400, _error(f"request body is not a JSON object: {exc}", "invalid_request"))
+            return
+        status, reply = self.server.session.handle(endpoint, body)
+        self._reply(status, reply)
+
+
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {"error": {"message": f"alma broker: {message}", "type": code, "code": code}}
+
+
+class BrokerSession:
+    """One job's socket, budget, usage and events."""
+
+    def __init__(self, broker: Broker, job_id: str, budget: Budget, *, client_uid: int | None,
+                 socket_dir: Path | None):
+        self.broker, self.job_id, self.budget = broker, job_id, budget
+        self.requests = self.prompt_tokens = self.completion_tokens = self.cassette_hits = 0
+        self.events: list[dict[str, Any]] = []
+        self._occurrences: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._own_dir = socket_dir is None
+        self.socket_dir = Path(socket_dir or tempfile.mkdtemp(prefix="alma-b-"))
+        self.socket_path = self.socket_dir / SOCKET_NAME
+        if len(str(self.socket_path)) > 100:
+            raise BrokerError(f"socket path {self.socket_path} is too long for a Unix socket (max ~100 bytes)")
+        try:
+            self.server = _Server(str(self.socket_path), _Handler)
+        except OSError as exc:
+            raise BrokerError(f"cannot listen on {self.socket_path}: {exc}") from exc
+        self.server.session = self
+        self._secure_socket(client_uid)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True, name=f"broker-{job_id}")
+        self._thread.start()
+
+    def _secure_socket(self, client_uid: int | None) -> None:
+        self.socket_dir.chmod(0o711)
+        if client_uid is not None and os.geteuid() == 0:
+            os.chown(self.socket_path, client_uid, -1)
+            self.socket_path.chmod(0o600)
+        elif client_uid is None or client_uid == os.getuid():
+            self.socket_path.chmod(0o600)
+        else:
+            self.socket_path.chmod(0o666)  # another uid must connect and we cannot chown
+
+    def alive(self) -> bool:
+        return self._thread.is_alive() and self.socket_path.exists()
+
+    def _event(self, event: str, detail: str) -> None:
+        with self._lock:
+            if len(self.events) < MAX_EVENTS:
+                self.events.append({"kind": "broker", "event": event, "detail": detail[:500]})
+
+    def usage(self) -> dict[str, int]:
+        with self._lock:
+            return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
+                    "completion_tokens": self.completion_tokens, "cassette_hits": self.cassette_hits}
+
+    def _admit(self) -> str | None:
+        with self._lock:
+            b = self.budget
+            if b.max_requests is not None and self.requests >= b.max_requests:
+                return f"job {self.job_id} used its request budget ({b.max_requests} requests)"
+            tokens = self.prompt_tokens + self.completion_tokens
+            if b.max_tokens is not None and tokens >= b.max_tokens:
+                return f"job {self.job_id} used its token budget ({tokens} of {b.max_tokens} tokens)"
+            self.requests += 1
+            return None
+
+    def _count(self, reply: dict[str, Any]) -> None:
+        usage = reply.get("usage") or {}
+        with self._lock:
+            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens += int(usage.get("completion_tokens") or 0)
+
+    def handle(self, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Answer one request: budget, then cassette, then upstream. Returns (HTTP status, JSON body)."""
+        if body.get("stream"):
+            return 400, _error("streaming is not supported through the sandbox broker", "invalid_request")
+        refused = self._admit()
+        if refused:
+            self._event("budget_exceeded", refused)
+            return 402, _error(f"{refused}; the job may not make more model requests", "budget_exceeded")
+        cassette = self.broker.cassette
+        key = request_key(endpoint, body)
+        with self._lock:
+            occurrence = self._occurrences[key]
+            self._occurrences[key] += 1
+        if cassette is not None and cassette.reads:
+            reply = cassette.lookup(key, occurrence)
+            if reply is not None:
+                with self._lock:
+                    self.cassette_hits += 1
+                self._count(reply)
+                return 200, reply
+            if cassette.mode == "replay":
+                self._event("cassette_miss", f"{endpoint} {key[:16]}-{occurrence}")
+                return 404, _error(f"replay: no recorded response for this {endpoint} request (key {key[:16]}, "
+                                   f"occurrence {occurrence}); record the job first", "cassette_miss")
+        try:
+            reply = self.broker.forward(endpoint, body)
+        except UpstreamRejected as exc:
+            return exc.status, exc.body if isinstance(exc.body, dict) else _error(str(exc.body), "upstream")
+        except UpstreamUnavailable as exc:
+            self._event("upstream_error", str(exc))
+            return 502, _error(f"upstream failed: {exc}", "upstream_unavailable")
+        except Exception as exc:  # noqa: BLE001 - a broker bug must not hang the job
+            log.exception("broker session %s: %s failed", self.job_id, endpoint)
+            self._event("broker_error", f"{type(exc).__name__}: {exc}")
+            return 500, _error(f"internal error: {type(exc).__name__}", "broker_error")
+        self._count(reply)
+        if cassette is not None and cassette.writes:
+            cassette.store(key, occurrence, endpoint, body, reply)
+        return 200, reply
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.server.shutdown()
+            self.server.server_close()
+        with contextlib.suppress(OSError):
+            self.socket_path.unlink()
+        if self._own_dir:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
