@@ -30,7 +30,8 @@ class ModelConfig(BaseModel):
     timeout: float = Field(180.0, gt=0)
     max_attempts: int = Field(4, ge=1, le=20)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
-    max_tokens: int = Field(1500, ge=64, le=32768)
+    max_tokens: int = Field(1500, ge=16, le=32768)
+    ctx: int = Field(16384, ge=1024, le=131072, description="context window of the embedded local model")
 
 
 class EvalConfig(BaseModel):

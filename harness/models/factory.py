@@ -46,6 +46,8 @@ class ModelSettings(BaseModel):
     """Embedded model started when no ``chat_base_url`` and no ``uds`` is set."""
     threads: int = 1
     """CPU threads for in-process and local models."""
+    ctx: int = 8192
+    """Context window of the embedded local model (tokens); the meta agent's prompts need more than 4096."""
     timeout: float = 60.0
     """Seconds per request."""
     max_attempts: int = 5
@@ -108,7 +110,7 @@ class Models:
                 if s.chat_base_url or s.uds:
                     base_url, model = s.chat_base_url or UDS_BASE_URL, s.chat_model
                 else:
-                    self.server = LocalModelServer(s.local_model, threads=s.threads)
+                    self.server = LocalModelServer(s.local_model, threads=s.threads, ctx=s.ctx)
                     base_url, model = self.server.start(), self.server.model_id
                 self._chat = ChatClient(base_url, model, self._api_key(), timeout=s.timeout,
                                         max_attempts=s.max_attempts, meter=self.meter, uds=s.uds)

@@ -1,0 +1,87 @@
+"""Evaluations of genomes in the sandbox: one :class:`Evaluator` per run (a backend, a broker, a job runner).
+
+The broker stays on the host with the task model (the configured endpoint, or the embedded local model started
+on the first chat request) and records every call in the run's cassette. Each evaluation writes its job
+report and result under ``runs/<id>/evals/<design-id>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from engine.config import EvolveConfig
+from engine.genome import Genome
+from harness.jobspec import AgentSpec, DesignSpec, JobSpec, ModelSpec, ProtocolSpec
+from sandbox.backend import select_backend
+from sandbox.broker import Broker, BrokerConfig, Budget
+from sandbox.job import JobReport, JobRunner
+from sandbox.limits import Limits
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Evaluator:
+    def __init__(self, config: EvolveConfig, run_dir: Path):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        c = config
+        self.backend = select_backend(c.sandbox.backend)
+        local_embedder = c.eval.embedder if c.eval.embedder in ("minilm", "hashing") else None
+        self.broker = Broker(BrokerConfig(
+            chat_base_url=c.task.base_url, local_chat_model=c.task.local_model, api_key_env=c.task.api_key_env,
+            models=[c.task.model], local_embedder=local_embedder, cassette_dir=self.run_dir / "cassette",
+            timeout=c.task.timeout, max_attempts=c.task.max_attempts, threads=c.task.threads,
+        ))
+        self.runner = JobRunner(self.backend, self.broker,
+                                limits=Limits(memory_mb=c.sandbox.memory_mb, pids=c.sandbox.pids,
+                                              cpus=c.sandbox.cpus, wall_s=c.sandbox.timeout_s),
+                                budget=Budget(max_requests=None, max_tokens=None))
+
+    @property
+    def backend_name(self) -> str:
+        return getattr(self.backend, "name", type(self.backend).__name__)
+
+    def job_spec(self, genome: Genome, split: str, *, smoke: bool = False, tag: str = "") -> JobSpec:
+        e = self.config.eval
+        protocol = ProtocolSpec(n_train=1 if smoke else e.n_train, n_test=1 if smoke else e.n_test,
+                                repeats=1 if smoke else e.repeats, mode=e.mode, split=split, seed=e.seed,
+                                design_call_timeout_s=e.design_timeout_s, step_limit=10 if smoke else None)
+        return JobSpec(
+            job_id=f"{genome.id}-{split}{'-smoke' if smoke else ''}{tag}",
+            design=DesignSpec(name=genome.name, source=genome.source), benchmark=e.benchmark,
+            agent=AgentSpec(kind=e.agent, temperature=self.config.task.temperature,
+                            max_tokens=min(self.config.task.max_tokens, 4096)),
+            models=ModelSpec(chat_model=self.config.task.model, embedder=e.embedder, threads=self.config.task.threads),
+            protocol=protocol,
+        )
+
+    def evaluate(self, genome: Genome, split: str, *, smoke: bool = False, tag: str = "") -> tuple[JobReport, Path]:
+        """Run one evaluation; returns the report and the directory its artefacts were written to."""
+        spec = self.job_spec(genome, split, smoke=smoke, tag=tag)
+        report = self.runner.run(spec)
+        out = self.run_dir / "evals" / genome.id / (f"smoke{tag}" if smoke else f"{split}{tag}")
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / "report.json", report.model_dump_json(indent=2))
+        if report.result is not None:
+            write_atomic(out / "result.json", report.result.model_dump_json(indent=2))
+        write_atomic(out / "job.json", json.dumps(spec.model_dump(), indent=2))
+        return report, out
+
+    def smoke_error(self, genome: Genome) -> str | None:
+        """None when a one-task smoke evaluation runs without a design error; else what went wrong."""
+        report, _ = self.evaluate(genome, self.config.eval.split, smoke=True)
+        if report.outcome.value != "ok":
+            return f"outcome {report.outcome.value}: {report.detail}\n{report.stderr_tail[-2000:]}"
+        errors = [e.error for e in report.result.episodes if e.error] if report.result else []
+        return errors[0][-3000:] if errors else None
+
+    def close(self) -> None:
+        self.broker.close()
+        self.backend.close()

@@ -1,0 +1,169 @@
+"""``python -m engine.evolve``: open-ended meta-learning of memory designs (ALMA), offline by default.
+
+It seeds the archive with the hand-crafted baselines (seeds/), then iterates select -> propose (meta agent or
+libcst mutation/crossover) -> validate -> evaluate in the sandbox -> archive, and ends with a table of the best
+designs against every baseline on the held-out split. Everything lives in ``runs/<run-id>/``; after a crash
+or kill, ``--resume RUN_DIR`` continues with nothing lost or counted twice.
+
+Exit codes: 0 done (or stopped cleanly at the token budget), 2 bad input (config, benchmark, seeds, a run
+directory that is locked or missing), 3 the run could not go on (infrastructure), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from archive import Archive
+from archive.errors import ArchiveError, ArchiveLocked
+from engine.config import ConfigError, EvolveConfig, load_config, to_toml
+from engine.evaluator import write_atomic
+from engine.genome import Genome
+from engine.validate import validate
+
+SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine.evolve", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", help="TOML file (see README); flags override it")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--benchmark", help="benchmark to evolve on (default from config: textworld)")
+    p.add_argument("--steps", type=int, help="evolution steps (default from config: 8)")
+    p.add_argument("--budget-tokens", type=int, help="stop cleanly when meta+task tokens reach this")
+    p.add_argument("--seed", type=int, help="run seed (selection, proposers, task suite)")
+    p.add_argument("--backend", choices=["auto", "docker", "bubblewrap", "none"], help="sandbox backend")
+    p.add_argument("--agent", choices=["heuristic", "llm"], help="task agent")
+    p.add_argument("--meta-base-url", help="OpenAI-compatible endpoint of the meta model (default: embedded)")
+    p.add_argument("--meta-model", help="meta model name")
+    p.add_argument("--task-base-url", help="OpenAI-compatible endpoint of the task model (default: embedded)")
+    p.add_argument("--task-model", help="task model name")
+    p.add_argument("--runs-dir", help="where run directories are created (default: runs)")
+    p.add_argument("--name", help="run id (default: a timestamp)")
+    p.add_argument("--quiet", action="store_true", help="only the final table")
+    return p
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    return {"eval.benchmark": args.benchmark, "steps": args.steps, "budget_tokens": args.budget_tokens,
+            "seed": args.seed, "sandbox.backend": args.backend, "eval.agent": args.agent,
+            "meta.base_url": args.meta_base_url, "meta.model": args.meta_model, "task.base_url": args.task_base_url,
+            "task.model": args.task_model, "runs_dir": args.runs_dir}
+
+
+def preflight(config: EvolveConfig) -> Path:
+    """Check what can be checked before anything is written; returns the seeds directory."""
+    from harness.envs import get_benchmark
+
+    get_benchmark(config.eval.benchmark)  # BenchmarkError for an unknown or missing benchmark
+    seeds = Path(config.seeds_dir) if config.seeds_dir else SEEDS_DIR
+    files = sorted(p for p in seeds.glob("*.py") if not p.name.startswith("_")) if seeds.is_dir() else []
+    if not files:
+        raise ConfigError(f"no seed designs (*.py) in {seeds}")
+    for path in files:
+        try:
+            report = validate(Genome.from_file(path).source)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the seed {path}: {exc}") from exc
+        if not report.ok:
+            raise ConfigError(f"seed {path} fails validation:\n{report.text()}")
+    return seeds
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+    from harness.errors import BenchmarkError
+
+    try:
+        if args.resume:
+            run_dir = Path(args.resume)
+            if not (run_dir / "config.toml").is_file():
+                raise ConfigError(f"{run_dir} is not a run directory (no config.toml)")
+            config = load_config(run_dir / "config.toml", overrides(args))
+            seeds = preflight(config)
+        else:
+            config = load_config(args.config, overrides(args))
+            seeds = preflight(config)
+            run_id = args.name or time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+            run_dir = Path(config.runs_dir) / run_id
+            if run_dir.exists():
+                raise ConfigError(f"{run_dir} already exists; resume it with --resume {run_dir}")
+            run_dir.mkdir(parents=True)
+            write_atomic(run_dir / "config.toml", to_toml(config))
+        archive = Archive.open(run_dir, lock=True)
+    except (ConfigError, BenchmarkError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    except ArchiveLocked as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+    console.print(f"run directory: {run_dir}")
+    try:
+        return _run(config, run_dir, archive, seeds, console, args.quiet)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted; resume with --resume {run_dir}")
+        return 130
+    finally:
+        archive.close()
+
+
+def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console, quiet: bool) -> int:
+    from engine.evaluator import Evaluator
+    from engine.loop import EngineError, Evolution
+    from engine.summary import final_table
+    from harness.models.factory import ModelSettings, open_models
+    from sandbox.errors import SandboxError
+
+    log = (lambda _m: None) if quiet else (lambda m: console.print(m))
+    meta_settings = ModelSettings(chat_base_url=config.meta.base_url, chat_model=config.meta.model,
+                                  api_key_env=config.meta.api_key_env, local_model=config.meta.local_model,
+                                  embedder="hashing", threads=config.meta.threads, timeout=config.meta.timeout,
+                                  ctx=config.meta.ctx,
+                                  max_attempts=config.meta.max_attempts)
+    try:
+        evaluator = Evaluator(config, run_dir)
+    except SandboxError as exc:
+        console.print(f"[red]error:[/] sandbox unavailable: {exc}")
+        return 3
+    log(f"sandbox backend: {evaluator.backend_name}")
+    with open_models(meta_settings) as meta_models:
+        evo = Evolution(config, run_dir, archive, evaluator, meta_models, log=log)
+        try:
+            evo.seed(seeds)
+            stopped = None
+            while evo.steps_done() < config.steps:
+                if config.budget_tokens is not None and evo.tokens_used() >= config.budget_tokens:
+                    stopped = f"token budget reached ({evo.tokens_used()} >= {config.budget_tokens})"
+                    break
+                step = evo.steps_done() + 1
+                child = evo.run_step(step)
+                best = archive.best(1, benchmark=config.eval.benchmark, split=config.eval.split)
+                best_text = f"{best[0].name} {best[0].score:.3f}" if best and best[0].score is not None else "-"
+                log(f"step {step}/{config.steps}: " + (f"{archive.get(child).name}: {evo._score_text(child)}"
+                                                       if child else "nothing new") +
+                    f" | best {best_text} | archive {archive.count()} | tokens {evo.tokens_used()}")
+            if stopped:
+                console.print(f"[yellow]stopping: {stopped}")
+            final_table(evo, console)
+        except EngineError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            return 3
+        except ArchiveError as exc:
+            console.print(f"[red]archive error:[/] {exc}")
+            return 3
+        finally:
+            evaluator.close()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The evolve loop: seed the archive, then select -> propose -> validate -> evaluate -> archive, step by step.
+
+Every state change goes to the archive first, so a run killed at any moment resumes with nothing lost and
+nothing counted twice: a step is done once its ``step_done`` event is recorded; an interrupted step reuses its
+recorded parent selection and any design it already archived; evaluations left ``running`` are re-run.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from archive import Archive
+from archive.selection import ParentSelector
+from engine.audit import verdict
+from engine.config import EvolveConfig
+from engine.descriptors import code_vector
+from engine.evaluator import Evaluator
+from engine.genome import Genome
+from engine.logs import load_result, summarise_result
+from engine.meta_agent import MetaAgent
+from engine.mutate import OPERATORS
+from engine.validate import validate
+from harness.errors import ModelError
+from harness.protocol import stable_seed
+
+
+class EngineError(Exception):
+    """The run cannot go on (bad seeds, broken infrastructure); the message says what to do."""
+
+
+class _LazyChat:
+    """A chat client that starts the meta model only when the meta agent first speaks."""
+
+    def __init__(self, models):
+        self.models = models
+
+    def chat(self, *args, **kwargs) -> str:
+        return self.models.chat.chat(*args, **kwargs)
+
+
+class Evolution:
+    def __init__(self, config: EvolveConfig, run_dir: Path, archive: Archive, evaluator: Evaluator, meta_models,
+                 log: Callable[[str], None] = print):
+        self.config, self.run_dir, self.archive, self.evaluator = config, Path(run_dir), archive, evaluator
+        self.meta_models = meta_models
+        self.log = log
+        c = config
+        self.meta = MetaAgent(_LazyChat(meta_models), fix_rounds=c.fix_rounds, temperature=c.meta.temperature,
+                              max_tokens=c.meta.max_tokens)
+        self.selector = ParentSelector(c.selection, seed=c.seed, tau=c.tau, alpha=c.alpha,
+                                       benchmark=c.eval.benchmark, split=c.eval.split, exclude_suspicious=False)
+        self.selector.restore(archive)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, design_id: str, split: str) -> None:
+        """Evaluate a design on ``split`` unless that is already done; re-runs an interrupted evaluation."""
+        b = self.config.eval.benchmark
+        existing = self.archive.evaluations(design_id, benchmark=b, split=split)
+        if any(e.status == "done" for e in existing):
+            return
+        running = [e for e in existing if e.status == "running"]
+        ev = (self.archive.restart_evaluation(running[0].id) if running
+              else self.archive.begin_evaluation(design_id, b, split, mode=self.config.eval.mode))
+        design = self.archive.get(design_id)
+        if design.status != "evaluating":
+            self.archive.set_status(design_id, "evaluating")
+        genome = Genome.from_text(design.source, name=design.name)
+        report, out = self.evaluator.evaluate(genome, split)
+        if report.outcome.value == "infra_error":
+            raise EngineError(f"infrastructure failure while evaluating {design.name} ({design_id}): "
+                              f"{report.detail}. Fix it, then resume with --resume {self.run_dir}")
+        events = list(report.events)
+        audit, reasons = verdict(events, report.outcome.value)
+        if report.outcome.value == "ok" and report.result is not None:
+            self.archive.record_result(ev.id, report.result.model_dump(), artefacts=[str(out)])
+            self.archive.set_status(design_id, "evaluated")
+        else:
+            reason = f"{report.outcome.value}: {report.detail}"[:500]
+            self.archive.finish_evaluation(ev.id, outcome=report.outcome.value, error=reason, wall_s=report.wall_s,
+                                           usage={"broker": report.broker_usage} if report.broker_usage else None,
+                                           artefacts=[str(out)])
+            self.archive.set_status(design_id, "failed", reason)
+        self.archive.set_audit(design_id, audit, "; ".join(reasons) or None)
+        self._add_tokens(sum(report.broker_usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")))
+
+    def _add_tokens(self, n: int) -> None:
+        if n:
+            self.archive.set_meta("tokens_used", int(self.archive.get_meta("tokens_used", 0)) + int(n))
+
+    def tokens_used(self) -> int:
+        return int(self.archive.get_meta("tokens_used", 0))
+
+    # ------------------------------------------------------------------ seeds
+    def seed(self, seeds_dir: Path) -> None:
+        files = sorted(p for p in Path(seeds_dir).glob("*.py") if not p.name.startswith("_"))
+        if not files:
+            raise EngineError(f"no seed designs (*.py) in {seeds_dir}")
+        for path in files:
+            try:
+                genome = Genome.from_file(path)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise EngineError(f"cannot read the seed {path}: {exc}") from exc
+            report = validate(genome.source)
+            if not report.ok:
+                raise EngineError(f"seed {path} fails validation:\n{report.text()}")
+            if genome.id not in self.archive:
+                self.archive.add_design(genome.id, genome.source, proposer="seed", name=path.stem, generation=0,
+                                        step=0, code_vector=code_vector(genome.source))
+            if path.stem == "no_memory" and self.archive.baseline != genome.id:
+                self.archive.set_baseline(genome.id)
+        if self.archive.baseline is None:
+            raise EngineError(f"{seeds_dir} has no no_memory.py: the normalised reward needs that baseline")
+        baseline = self.archive.baseline
+        for design in sorted(self.archive.designs(), key=lambda d: (d.id != baseline, d.created_at)):
+            if design.proposer == "seed":
+                self.evaluate(design.id, self.config.eval.split)
+                self.log(f"seed {design.name:22} {self._score_text(design.id)}")
+
+    def _score_text(self, design_id: str) -> str:
+        d = self.archive.get(design_id)
+        s = d.score_on(self.config.eval.benchmark, self.config.eval.split)
+        if s is None:
+            return f"status {d.status} ({(d.status_reason or '')[:80]}) audit {d.audit}"
+        return f"score {s.score:.3f} ± {s.stderr:.3f} reward {s.reward if s.reward is not None else float('nan'):+.3f} " \
+               f"audit {d.audit}"
+
+    # ------------------------------------------------------------------ steps
+    def steps_done(self) -> int:
+        return len(self.archive.events("step_done"))
+
+    def run_step(self, step: int) -> str | None:
+        """One step; returns the id of the design it evaluated (None when it produced nothing new)."""
+        pending = [d for d in self.archive.designs("proposed") if d.step == step]
+        if pending:  # an interrupted step already archived its design: evaluate that one
+            child_id = pending[-1].id
+        else:
+            child_id = self._propose(step)
+        if child_id is not None:
+            self.evaluate(child_id, self.config.eval.split)
+        self.archive.record_event("step_done", {"design": child_id}, step=step)
+        return child_id
+
+    def _parents(self, step: int) -> list[str]:
+        recorded = self.archive.events("select", step=step)
+        if recorded:
+            return list(recorded[-1].payload["selected"])
+        k = max(2, self.config.parents)
+        k = min(k, len(self.selector.candidates(self.archive)))
+        return [d.id for d in self.selector.select(self.archive, k=k, step=step)]
+
+    def _propose(self, step: int) -> str | None:
+        parents = self._parents(step)
+        rng = random.Random(stable_seed(self.config.seed, "propose", step))
+        use_meta = rng.random() < self.config.meta_share
+        started = time.monotonic()
+        if use_meta:
+            try:
+                return self._propose_meta(step, parents[0], started)
+            except ModelError as exc:
+                self.log(f"step {step}: meta model unavailable ({str(exc)[:200]}); using a structural operator")
+                self.archive.record_event("meta_error", {"error": str(exc)[:2000]}, step=step)
+        return self._propose_structural(step, parents, rng)
+
+    def _propose_structural(self, step: int, parents: list[str], rng: random.Random) -> str | None:
+        genomes = [Genome.from_text(self.archive.get(p).source, name=self.archive.get(p).name) for p in parents]
+        names = sorted(OPERATORS)
+        rng.shuffle(names)
+        for name in names:
+            op = OPERATORS[name]
+            if op.arity > len(genomes):
+                continue
+            child = op(genomes[: op.arity], rng)
+            if child is None or child.id in self.archive:
+                continue
+            used = [p for p in parents[: op.arity]]
+            self.archive.add_design(child.id, child.source, proposer=name, parents=used, step=step,
+                                    name=f"{genomes[0].name}+{name}", code_vector=code_vector(child.source))
+            self.archive.record_event("propose", {"design": child.id, "operator": name, "parents": used}, step=step)
+            return child.id
+        self.archive.record_event("propose", {"design": None, "operator": "none-applicable"}, step=step)
+        return None
+
+    def _propose_meta(self, step: int, parent_id: str, started: float) -> str | None:
+        parent = self.archive.get(parent_id)
+        genome = Genome.from_text(parent.source, name=parent.name)
+        result = None
+        for path in parent.artefacts:
+            candidate = load_result(Path(path) / "result.json")
+            if candidate is not None:
+                result = candidate
+        s = parent.score_on(self.config.eval.benchmark, self.config.eval.split)
+        base = self.archive.get(self.archive.baseline).score_on(self.config.eval.benchmark, self.config.eval.split)
+        before = self.meta_models.meter.total_tokens()
+        verify = self.evaluator.smoke_error if self.config.smoke_test else None
+        proposal = self.meta.propose(genome, score=s.score if s else None, baseline=base.score if base else None,
+                                     benchmark=self.config.eval.benchmark,
+                                     logs=summarise_result(result, rng=random.Random(step)),
+                                     example=self._improvement_example(parent), verify=verify)
+        tokens = self.meta_models.meter.total_tokens() - before
+        self._add_tokens(tokens)
+        final_id = None
+        for i, attempt in enumerate(proposal.attempts):
+            if attempt.genome is None or attempt.genome.id in self.archive:
+                continue
+            g = attempt.genome
+            self.archive.add_design(g.id, g.source, proposer="meta_agent", parents=[parent_id], step=step,
+                                    name=f"{parent.name}>meta{step}.{i}", analysis=proposal.analysis,
+                                    plan=proposal.plan, code_vector=code_vector(g.source),
+                                    tokens={self.config.meta.model: {"total_tokens": tokens}} if i == 0 else None,
+                                    wall_s=time.monotonic() - started if i == 0 else 0.0)
+            if attempt.ok:
+                final_id = g.id
+            else:
+                if attempt.report is not None:
+                    self.archive.set_findings(g.id, [f.__dict__ for f in attempt.report.findings])
+                self.archive.set_status(g.id, "invalid", attempt.problems()[:1000])
+        self.archive.record_event("propose", {"design": final_id, "operator": "meta_agent",
+                                              "attempts": len(proposal.attempts)}, step=step)
+        return final_id
+
+    def _improvement_example(self, parent) -> str:
+        if not parent.parents:
+            return ""
+        grand = self.archive.get(parent.parents[0])
+        b, sp = self.config.eval.benchmark, self.config.eval.split
+        ps, gs = parent.score_on(b, sp), grand.score_on(b, sp)
+        if ps is None or gs is None:
+            return ""
+        return (f"## Example of an earlier change (its parent scored {gs.score:.3f}, the change scored "
+                f"{ps.score:.3f})\nPlan that was applied: {parent.plan or parent.proposer}")

@@ -1,0 +1,33 @@
+"""The final table of an evolve run: the best evolved designs against every baseline on the held-out split."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def final_table(evo, console: Console, top: int = 3) -> None:
+    """Evaluate the best evolved designs and all seeds on the held-out split (once), then print the table."""
+    c = evo.config.eval
+    archive = evo.archive
+    seeds = [d for d in archive.designs() if d.proposer == "seed"]
+    evolved = [d for d in archive.best(len(archive.designs()), benchmark=c.benchmark, split=c.split)
+               if d.proposer != "seed" and d.audit != "hostile"][:top]
+    rows = seeds + evolved
+    if c.heldout_split != c.split:
+        for d in rows:
+            if archive.get(d.id).status in ("evaluated", "failed"):
+                evo.evaluate(d.id, c.heldout_split)
+    table = Table(title=f"best designs vs baselines on {c.benchmark} (agent={c.agent}, seed={c.seed})")
+    for col in ("design", "proposer", f"{c.split} score", f"{c.heldout_split} (held-out)", "reward", "audit"):
+        table.add_column(col)
+    for d in rows:
+        d = archive.get(d.id)
+        s1, s2 = d.score_on(c.benchmark, c.split), d.score_on(c.benchmark, c.heldout_split)
+        table.add_row(d.name, d.proposer, _fmt(s1), _fmt(s2),
+                      f"{s1.reward:+.3f}" if s1 and s1.reward is not None else "-", d.audit or "-")
+    console.print(table)
+
+
+def _fmt(score) -> str:
+    return f"{score.score:.3f} ± {score.stderr:.3f}" if score else "-"
