@@ -138,6 +138,7 @@ def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console,
         evo = Evolution(config, run_dir, archive, evaluator, meta_models, log=log)
         try:
             evo.seed(seeds)
+            evo.recover()
             stopped = None
             while evo.steps_done() < config.steps:
                 if config.budget_tokens is not None and evo.tokens_used() >= config.budget_tokens:

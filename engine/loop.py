@@ -127,13 +127,19 @@ class Evolution:
         return f"score {s.score:.3f} ± {s.stderr:.3f} reward {s.reward if s.reward is not None else float('nan'):+.3f} " \
                f"audit {d.audit}"
 
+    def recover(self) -> None:
+        """Re-run every evaluation a crash left ``running`` (each finishes once, on its original row)."""
+        for ev in self.archive.running_evaluations():
+            self.log(f"re-running the interrupted evaluation of {self.archive.get(ev.design_id).name} ({ev.split})")
+            self.evaluate(ev.design_id, ev.split)
+
     # ------------------------------------------------------------------ steps
     def steps_done(self) -> int:
         return len(self.archive.events("step_done"))
 
     def run_step(self, step: int) -> str | None:
         """One step; returns the id of the design it evaluated (None when it produced nothing new)."""
-        pending = [d for d in self.archive.designs("proposed") if d.step == step]
+        pending = [d for d in self.archive.designs(("proposed", "evaluating")) if d.step == step]
         if pending:  # an interrupted step already archived its design: evaluate that one
             child_id = pending[-1].id
         else:
