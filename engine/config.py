@@ -47,7 +47,10 @@ class EvalConfig(BaseModel):
     repeats: int = Field(2, ge=1)
     mode: Literal["batched", "sequential"] = "batched"
     split: Literal["id", "ood"] = "id"
-    heldout_split: Literal["id", "ood"] = "ood"
+    heldout_split: Literal["id", "ood"] = Field(
+        "id", description="the final table's held-out evaluation: this split of a fresh suite (heldout_seed), "
+                          "never seen while evolving")
+    heldout_seed: int = 1000
     seed: int = 0
     design_timeout_s: float = Field(120.0, gt=0)
 

@@ -19,6 +19,9 @@ from sandbox.broker import Broker, BrokerConfig, Budget
 from sandbox.job import JobReport, JobRunner
 from sandbox.limits import Limits
 
+#: the archive's split label of the final held-out evaluation (a fresh suite: see EvalConfig.heldout_seed)
+HELDOUT = "heldout"
+
 
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,8 +53,11 @@ class Evaluator:
 
     def job_spec(self, genome: Genome, split: str, *, smoke: bool = False, tag: str = "") -> JobSpec:
         e = self.config.eval
+        heldout = split == HELDOUT
         protocol = ProtocolSpec(n_train=1 if smoke else e.n_train, n_test=1 if smoke else e.n_test,
-                                repeats=1 if smoke else e.repeats, mode=e.mode, split=split, seed=e.seed,
+                                repeats=1 if smoke else e.repeats, mode=e.mode,
+                                split=e.heldout_split if heldout else split,
+                                seed=e.heldout_seed if heldout else e.seed,
                                 design_call_timeout_s=e.design_timeout_s, step_limit=10 if smoke else None)
         return JobSpec(
             job_id=f"{genome.id}-{split}{'-smoke' if smoke else ''}{tag}",

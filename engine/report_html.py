@@ -77,6 +77,7 @@ def scores_table(designs: Sequence[Design], keys: Sequence[tuple[str, str]], bas
         classes += ["baseline-row"] if d.id == baseline else []
         classes += ["seed-row"] if d.proposer == "seed" else []
         classes += ["best-row"] if d.id == best else []
+        classes += ["hostile-row"] if d.audit == "hostile" else []
         cells = [f'<td data-sort="{a(d.name)}">{design_link(d)}{STAR if d.id == best else ""}</td>',
                  f'<td>{escape(d.proposer)}</td>', f"<td>{d.step}</td>", f"<td>{d.generation}</td>",
                  f'<td title="{a(d.status_reason or "")}">{escape(d.status)}</td>',
@@ -145,7 +146,7 @@ def diff_block(parent: Design, child: Design, open_: bool) -> str:
         cls = ("file" if i < 2 else "hunk" if line.startswith("@@") else "add" if line.startswith("+")
                else "del" if line.startswith("-") else "ctx")
         body.append(f'<span class="{cls}">{escape(line)}</span>')
-    text = "\n".join(body) if body else '<span class="ctx">(no change)</span>'
+    text = "".join(body) if body else '<span class="ctx">(no change)</span>'
     return (f'<details class="diff-block"{" open" if open_ else ""}><summary>diff to parent '
             f'{escape(parent.name)} <span class="add">+{added}</span> <span class="del">\u2212{removed}</span>'
             f'</summary><pre class="diff" data-parent="{a(parent.id)}" data-child="{a(child.id)}">{text}</pre>'
@@ -184,7 +185,7 @@ def design_section(d: Design, by_id: dict[str, Design], children: Iterable[Desig
     for i, p in enumerate(parents):
         parts.append(diff_block(p, d, open_=i == 0))
     n_lines = d.source.count("\n") + 1
-    parts.append(f'<details class="code-block"{"" if parents else " open"}><summary>code ({n_lines} lines)'
+    parts.append(f'<details class="code-block"><summary>code ({n_lines} lines)'
                  f'</summary><pre class="code">{escape(d.source)}</pre></details>')
     if evaluations:
         parts.append(_evaluations_table(evaluations))
@@ -227,7 +228,7 @@ main{padding:0 24px 40px} h2{border-bottom:1px solid var(--line);padding-bottom:
 .card{border:1px solid var(--line);border-radius:6px;padding:8px 14px;background:var(--bg);min-width:150px}
 .card .v{font-size:20px;font-weight:bold} .card .k{color:var(--muted);font-size:12px}
 .scroll{overflow:auto;border:1px solid var(--line);border-radius:6px;background:#fff;max-height:900px}
-#lineage .edge{fill:none;stroke:#8c959f;stroke-width:1.4}
+#lineage{display:block;margin:0 auto} #lineage .edge{fill:none;stroke:#8c959f;stroke-width:1.4}
 #lineage .edge.second-parent{stroke-dasharray:5 4}
 #lineage .edge.best-path{stroke:var(--gold);stroke-width:3.5}
 #lineage .shape{stroke:#24292f;stroke-width:1.5}
@@ -254,7 +255,7 @@ th{background:var(--bg)} table.sortable th[data-col]{cursor:pointer}
 table.sortable th[data-dir=asc]::after{content:" \\25B2"} table.sortable th[data-dir=desc]::after{content:" \\25BC"}
 #scores td.score,#scores td.reward{font-variant-numeric:tabular-nums;white-space:nowrap}
 .positive{color:#1a7f37} .negative{color:#cf222e}
-tr.best-row{background:#fff8c5} tr.status-invalid{color:#8c959f} tr.baseline-row td:first-child{font-weight:bold}
+tr.best-row{background:#fff8c5} tr.hostile-row{background:#fff0ee} #scores td{white-space:nowrap} tr.status-invalid{color:#8c959f} tr.baseline-row td:first-child{font-weight:bold}
 .audit-hostile{color:#b91c1c;font-weight:bold} .audit-suspicious{color:#b45309}
 dl#cost-summary,dl.facts{display:grid;grid-template-columns:max-content auto;gap:2px 14px;margin:8px 0}
 dt{color:var(--muted)} dd{margin:0}
@@ -271,6 +272,7 @@ pre{background:var(--bg);border:1px solid var(--line);padding:8px;overflow:auto;
 pre.diff span{display:block;white-space:pre} pre.diff .add{background:#dafbe1} pre.diff .del{background:#ffebe9}
 pre.diff .hunk{color:#8250df;background:#f5f0ff} pre.diff .file{color:var(--muted);font-weight:bold}
 summary .add{color:#1a7f37} summary .del{color:#cf222e} summary{cursor:pointer;margin:6px 0}
+.zoom{font-size:12px;color:var(--muted);margin:4px 0} .zoom input{vertical-align:middle}
 footer{color:var(--muted);font-size:12px;padding:10px 24px}
 """
 
@@ -303,5 +305,16 @@ JS = """
     if(el){ el.querySelectorAll('details.diff-block').forEach(function(d){ d.open = true; }); }
   }
   window.addEventListener('hashchange', openTarget); openTarget();
+  var svg = document.getElementById('lineage'), zoom = document.getElementById('lineage-zoom');
+  if(svg && zoom){
+    var w = Number(svg.getAttribute('width')), h = Number(svg.getAttribute('height'));
+    var apply = function(){
+      var z = Number(zoom.value) / 100; svg.style.width = (w * z) + 'px'; svg.style.height = (h * z) + 'px';
+      document.getElementById('lineage-zoom-value').textContent = zoom.value + '%';
+    };
+    zoom.value = Math.max(50, Math.min(100, Math.floor(100 * (svg.parentNode.clientWidth - 4) / w)));
+    apply(); zoom.addEventListener('input', apply);
+  }
+  document.body.setAttribute('data-js', 'ready');
 })();
 """

@@ -91,28 +91,44 @@ def _glyph(kind: str) -> str:
     return {"seed": "S", "meta_agent": "M", "mutate": "m", "swap": "s", "crossover": "X"}.get(kind, "?")
 
 
+def _spread(desired: list[float], dx: float) -> list[float]:
+    """Positions as close as possible (least squares) to the sorted ``desired`` ones, at least ``dx`` apart:
+    isotonic regression (pool adjacent violators) of ``desired[i] - i * dx``."""
+    blocks: list[list[float]] = []  # [mean, weight]
+    for i, want in enumerate(desired):
+        blocks.append([want - i * dx, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m1, w1), (m2, w2) = blocks[-2], blocks.pop()
+            blocks[-1] = [(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2]
+    out: list[float] = []
+    for mean, weight in blocks:
+        for _ in range(int(weight)):
+            out.append(mean + len(out) * dx)
+    return out
+
+
 def layout(nodes: list[Node], dx: float = 150.0, dy: float = 105.0) -> tuple[float, float]:
-    """Place nodes in rows by generation, each row ordered by the mean position of its parents (fewer
-    crossings); returns the drawing's width and height."""
+    """Place nodes in rows by generation; each node as near the mean x of its parents as the row allows
+    (children sit under their parents, crossings stay few); returns the drawing's width and height."""
     by_id = {n.id: n for n in nodes}
     rows: dict[int, list[Node]] = {}
     for n in nodes:
         rows.setdefault(n.generation, []).append(n)
-    widest = max((len(r) for r in rows.values()), default=1)
-    width = max(widest * dx, 3 * dx)
     for depth, gen in enumerate(sorted(rows)):
         row = rows[gen]
-        order = {n.id: i for i, n in enumerate(row)}
-
-        def key(n: Node, order=order) -> tuple:
-            xs = [by_id[p].x for p in n.parents if p in by_id and by_id[p].generation < n.generation]
-            return (sum(xs) / len(xs) if xs else -1.0, n.step, order[n.id])
-
-        row.sort(key=key)
+        wants = []
         for i, n in enumerate(row):
-            n.x = width / 2 + (i - (len(row) - 1) / 2) * dx
-            n.y = 40 + depth * dy
-    return width, 40 + len(rows) * dy
+            xs = [by_id[p].x for p in n.parents if p in by_id and by_id[p].generation < n.generation]
+            wants.append((sum(xs) / len(xs) if xs else i * dx, n.step, i))
+        order = sorted(range(len(row)), key=lambda i: wants[i])
+        xs = _spread([wants[i][0] for i in order], dx)
+        for i, x in zip(order, xs, strict=True):
+            row[i].x, row[i].y = x, 40 + depth * dy
+    left = min((n.x for n in nodes), default=0.0)
+    for n in nodes:
+        n.x += dx / 2 + 10 - left
+    width = max((n.x for n in nodes), default=0.0) + dx / 2 + 10
+    return max(width, 3 * dx), 40 + (len(rows) - 1) * dy + 64
 
 
 def lineage_svg(nodes: list[Node], lo: float, hi: float, caption: str = "") -> str:
@@ -180,7 +196,7 @@ def legend_svg(lo: float, hi: float) -> str:
     """Shapes (proposer), badges (audit), the greyed invalid node and the score colour scale."""
     items = [("seed", "seed"), ("meta_agent", "meta agent"), ("mutate", "mutate:*"), ("swap", "swap:*"),
              ("crossover", "crossover")]
-    out = ['<svg id="lineage-legend" xmlns="http://www.w3.org/2000/svg" width="1100" height="48">',
+    out = ['<svg id="lineage-legend" xmlns="http://www.w3.org/2000/svg" width="1200" height="48">',
            '<defs><linearGradient id="score-scale">']
     out += [f'<stop offset="{i / (len(_STOPS) - 1):.2f}" stop-color="{score_colour(lo + (hi - lo) * i / 4, lo, hi)}"/>'
             for i in range(len(_STOPS))]
@@ -190,11 +206,11 @@ def legend_svg(lo: float, hi: float) -> str:
     for kind, text in items:
         out.append(f'<g transform="translate({x},22)">{shape(kind, 9, plain)}'
                    f'<text class="legend-text" x="16" y="4">{text}</text></g>')
-        x += 28 + 7 * len(text)
+        x += 44 + 7 * len(text)
     for verdict, (glyph, colour) in AUDIT_BADGE.items():
         out.append(f'<g transform="translate({x},22)"><g class="badge"><circle r="7" fill="{colour}"/>'
                    f'<text y="3.5">{glyph}</text></g><text class="legend-text" x="12" y="4">{verdict}</text></g>')
-        x += 30 + 7 * len(verdict)
+        x += 36 + 7 * len(verdict)
     out.append(f'<g transform="translate({x},22)" class="invalid"><circle r="9" class="shape" fill="#d1d5db"/>'
                f'<text class="legend-text" x="16" y="4">invalid</text></g>')
     x += 80
@@ -214,13 +230,19 @@ class Baseline:
     no_memory: bool = False
 
 
-def _nice_range(values: list[float]) -> tuple[float, float]:
+def _nice_axis(values: list[float]) -> tuple[float, float, list[float]]:
+    """A padded range snapped to round tick steps (1, 2, 2.5 or 5 x 10^k), and its ticks."""
     lo, hi = min(values), max(values)
     pad = max(0.02, (hi - lo) * 0.08)
-    lo, hi = math.floor((lo - pad) * 20) / 20, math.ceil((hi + pad) * 20) / 20
+    lo, hi = lo - pad, hi + pad
     if 0.0 <= min(values) and max(values) <= 1.0:
         lo, hi = max(0.0, lo), min(1.0, hi)
-    return (lo, hi) if hi > lo else (lo - 0.05, hi + 0.05)
+    raw = (hi - lo) / 5
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw - 1e-12)
+    lo, hi = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
+    ticks = [round(lo + i * step, 10) for i in range(int(round((hi - lo) / step)) + 1)]
+    return lo, hi, ticks
 
 
 def history_svg(history: list[tuple[int, float, str]], points: list[tuple[int, float, str, str]],
@@ -233,7 +255,7 @@ def history_svg(history: list[tuple[int, float, str]], points: list[tuple[int, f
     values = [v for _, v, _ in history] + [p[1] for p in points] + [b.score for b in baselines]
     if not values:
         values = [0.0, 1.0]
-    lo, hi = _nice_range(values)
+    lo, hi, ticks = _nice_axis(values)
     xmax = max(1, max_step)
 
     def sx(step: float) -> float:
@@ -246,8 +268,7 @@ def history_svg(history: list[tuple[int, float, str]], points: list[tuple[int, f
     out = [f'<svg{ident} class="history-chart" data-benchmark="{a(benchmark)}" data-split="{a(split)}" '
            f'xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">',
            f'<rect class="plot-area" x="{ml}" y="{mt}" width="{pw}" height="{ph}"/>']
-    for i in range(6):  # y grid and ticks
-        v = lo + (hi - lo) * i / 5
+    for v in ticks:  # y grid and ticks
         out.append(f'<line class="grid" x1="{ml}" x2="{ml + pw}" y1="{sy(v):.1f}" y2="{sy(v):.1f}"/>'
                    f'<text class="tick" x="{ml - 6}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:.2f}</text>')
     stride = max(1, math.ceil(xmax / 12))

@@ -29,7 +29,6 @@ benchmark = "babaisai"
 n_train = 2
 n_test = 2
 repeats = 1
-heldout_split = "id"
 
 [sandbox]
 backend = "none"

@@ -1,0 +1,334 @@
+"""``python -m engine.replay RUN_DIR DESIGN_ID``: re-run an archived design exactly, offline, and audit it.
+
+The replay plays the archived evaluation's ``job.json`` again (same tasks, seeds, agent and protocol) in the
+sandbox. By default every LLM and embedding call is served from the run's cassette (broker cassette mode
+``replay``, no upstream at all: no key, no network), so on a deterministic benchmark it must reproduce the
+archived score and every episode's actions exactly; a mismatch is reported with the first diverging episode
+and step. ``--live`` uses the run's configured task model instead (cassette off) and reports the difference;
+``--strict`` halves the memory, pids, scratch and output limits and shortens the timeout.
+
+Before anything runs, :mod:`engine.replay_checks` verifies the design (its source hashes to its id),
+``job.json`` / ``result.json`` against the archive and ``config.toml``, and every cassette entry; anything
+tampered with is reported and nothing is replayed. Every replay is audited, statically
+(:func:`engine.capabilities.static_audit`) and at run time (:func:`engine.audit.runtime_summary`), with a
+verdict (:func:`engine.audit.full_verdict`). The report goes to ``--out`` (default
+``RUN_DIR/evals/<id>/replay-<timestamp>/``): ``replay.json``, ``replay.txt``, ``job.json``,
+``sandbox-report.json`` and ``replay-result.json`` (not ``result.json``: the evolve loop reads those).
+
+The archive is read with ``lock=False``. Writing back needs the run lock: when it can be taken (no engine is
+running on the run) the verdict is stored with ``set_audit``, the replay is recorded as an evaluation with
+``purpose="replay"`` (never pooled into scores; only for a design that already has a finished score
+evaluation there, so the evolve loop's resume logic never mistakes it for its own) and a ``replay`` event is
+logged. When an engine holds the lock, only the report files are written, and the report says so.
+
+Exit codes: 0 reproduced (or ``--live`` finished), 1 the replay does not reproduce the archived evaluation,
+2 bad input (run directory, design, no archived evaluation), 3 the sandbox or the job's infrastructure
+failed, 5 integrity failure (nothing was replayed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from archive import Archive, ArchiveError, ArchiveLocked, Design, Evaluation, UnknownDesign, task_successes
+from engine.audit import full_verdict, runtime_summary
+from engine.capabilities import static_audit
+from engine.config import ConfigError, EvolveConfig, load_config
+from engine.evaluator import write_atomic
+from engine.replay_checks import job_problems, verify_cassette
+from engine.replay_report import compare, render_text
+from harness.jobspec import EvalResult, JobSpec
+from sandbox.limits import Limits
+
+EXIT_OK, EXIT_MISMATCH, EXIT_INPUT, EXIT_INFRA, EXIT_INTEGRITY = 0, 1, 2, 3, 5
+
+
+class ReplayError(Exception):
+    """The replay cannot start; ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_INPUT):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Plan:
+    """Everything a replay starts from, read from the run directory."""
+
+    run_dir: Path
+    config: EvolveConfig
+    design: Design
+    evaluation: Evaluation
+    eval_dir: Path
+    job: JobSpec
+    archived: EvalResult | None
+    archived_report: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine.replay", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (runs/<id>)")
+    p.add_argument("design", metavar="DESIGN_ID", help="design id or a unique prefix of one")
+    p.add_argument("--benchmark", help="which archived evaluation to replay (default: the run's benchmark)")
+    p.add_argument("--split", choices=["id", "ood"], help="which split's evaluation (default: the run's split)")
+    p.add_argument("--live", action="store_true", help="use the configured task model instead of the cassette")
+    p.add_argument("--task-base-url", help="with --live: OpenAI-compatible endpoint of the task model")
+    p.add_argument("--task-model", help="with --live: task model name")
+    p.add_argument("--strict", action="store_true", help="half memory/pids/scratch/output, shorter timeout")
+    p.add_argument("--backend", choices=["auto", "docker", "bubblewrap", "none"],
+                   help="sandbox backend (default: the run's)")
+    p.add_argument("--out", help="report directory (default: RUN_DIR/evals/<id>/replay-<timestamp>/)")
+    return p
+
+
+def _pick_evaluation(archive: Archive, design: Design, benchmark: str, split: str) -> list[Evaluation]:
+    evals = [e for e in archive.evaluations(design.id, benchmark=benchmark, split=split)
+             if e.purpose == "score" and e.status in ("done", "failed")]
+    return sorted(evals, key=lambda e: (e.status == "done", e.id), reverse=True)
+
+
+def locate(run_dir: Path, design_ref: str, benchmark: str | None, split: str | None) -> Plan:
+    """Read the design, its archived evaluation and that evaluation's files (the archive with ``lock=False``)."""
+    if not (run_dir / "archive.sqlite").is_file():
+        raise ReplayError(f"{run_dir} is not a run directory (no archive.sqlite); pass runs/<run-id>")
+    try:
+        config = load_config(run_dir / "config.toml") if (run_dir / "config.toml").is_file() else None
+    except ConfigError as exc:
+        raise ReplayError(f"cannot read the run's configuration: {exc}") from exc
+    with Archive.open(run_dir, lock=False) as archive:
+        try:
+            design = archive.get(design_ref)
+        except UnknownDesign as exc:
+            raise ReplayError(str(exc)) from exc
+        b = benchmark or (config.eval.benchmark if config else None)
+        s = split or (config.eval.split if config else "id")
+        evals = _pick_evaluation(archive, design, b, s) if b else []
+        if not evals:
+            have = sorted({f"{e.benchmark}/{e.split}" for e in archive.evaluations(design.id)})
+            raise ReplayError(f"design {design.name} ({design.id}) has no finished evaluation on {b}/{s} to replay"
+                              + (f"; it has {', '.join(have)} (use --benchmark/--split)" if have else
+                                 "; evaluate it first (python -m engine.evolve --resume RUN_DIR)"))
+    for ev in evals:
+        for where in [*(Path(a) for a in ev.artefacts), run_dir / "evals" / design.id / s]:
+            if (where / "job.json").is_file():
+                return _read_files(run_dir, config or EvolveConfig(), design, ev, where, config is None)
+    raise ReplayError(f"the archived evaluation of {design.id} on {b}/{s} has no job.json (looked in "
+                      f"{run_dir / 'evals' / design.id / s}); it cannot be replayed exactly")
+
+
+def _read_files(run_dir: Path, config: EvolveConfig, design: Design, ev: Evaluation, where: Path,
+                no_config: bool) -> Plan:
+    try:
+        job = JobSpec.model_validate_json((where / "job.json").read_text(encoding="utf-8"))
+    except (OSError, ValidationError) as exc:
+        raise ReplayError(f"{where / 'job.json'} is not a valid job spec (edited?): {str(exc)[:300]}",
+                          EXIT_INTEGRITY) from exc
+    archived, report, problems = None, {}, []
+    if (where / "result.json").is_file():
+        try:
+            archived = EvalResult.model_validate_json((where / "result.json").read_text(encoding="utf-8"))
+        except (OSError, ValidationError) as exc:
+            problems.append(f"{where / 'result.json'} is not a valid result document (edited?): {str(exc)[:200]}")
+    elif ev.status == "done":
+        problems.append(f"the evaluation finished ok but {where / 'result.json'} is missing")
+    if (where / "report.json").is_file():
+        try:
+            report = json.loads((where / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            report = {}
+    more, warnings = job_problems(design, ev, job, archived, None if no_config else config)
+    if no_config:
+        warnings.append("the run has no config.toml: limits and models are the defaults")
+    return Plan(run_dir, config, design, ev, where, job, archived, report, problems + more, warnings)
+
+
+def replay_limits(config: EvolveConfig, strict: bool, archived_wall: float | None) -> Limits:
+    s = config.sandbox
+    limits = Limits(memory_mb=s.memory_mb, pids=s.pids, cpus=s.cpus, wall_s=s.timeout_s)
+    if not strict:
+        return limits
+    wall = s.timeout_s / 2 if not archived_wall else min(s.timeout_s / 2, max(60.0, 3 * archived_wall + 30))
+    return Limits(memory_mb=max(256, s.memory_mb // 2), pids=max(32, s.pids // 2), cpus=s.cpus, wall_s=wall,
+                  scratch_mb=max(32, limits.scratch_mb // 2), output_mb=max(8, limits.output_mb // 2))
+
+
+def run_job(plan: Plan, args: argparse.Namespace, cassette: Path | None, limits: Limits):
+    """Play the job once in the sandbox and return its :class:`sandbox.job.JobReport`."""
+    from sandbox.backend import select_backend
+    from sandbox.broker import Broker, BrokerConfig, Budget
+    from sandbox.job import JobRunner
+
+    c = plan.config
+    spec = plan.job.model_copy(deep=True)
+    embedder = spec.models.embedder
+    if cassette is not None:  # offline: no chat upstream, no key, a miss is an error inside the job
+        cfg = BrokerConfig(chat_base_url=None, local_chat_model=None, api_key_env="ALMA_REPLAY_NO_KEY",
+                           local_embedder="minilm" if embedder == "minilm" else None, models=[spec.models.chat_model],
+                           cassette_dir=cassette, cassette_mode="replay")
+    else:
+        if args.task_model:
+            spec.models.chat_model = args.task_model
+        cfg = BrokerConfig(chat_base_url=args.task_base_url or c.task.base_url, local_chat_model=c.task.local_model,
+                           api_key_env=c.task.api_key_env, models=[spec.models.chat_model],
+                           local_embedder=embedder if embedder in ("minilm", "hashing") else None,
+                           cassette_mode="off", timeout=c.task.timeout, max_attempts=c.task.max_attempts,
+                           threads=c.task.threads)
+    backend = select_backend(args.backend or c.sandbox.backend)
+    broker = Broker(cfg)
+    try:
+        runner = JobRunner(backend, broker, limits=limits, budget=Budget(max_requests=None, max_tokens=None))
+        return runner.run(spec)
+    finally:
+        broker.close()
+        backend.close()
+
+
+def record(plan: Plan, doc: dict[str, Any], report, out_dir: Path) -> dict[str, Any]:
+    """Store the verdict and the replay in the archive when the run lock is free; else explain why not."""
+    try:
+        archive = Archive.open(plan.run_dir, lock=True)
+    except ArchiveLocked as exc:
+        return {"recorded": False, "note": f"not recorded in the archive: {exc} (an engine is running on this run); "
+                                           "the report files are the only record"}
+    except ArchiveError as exc:
+        return {"recorded": False, "note": f"not recorded in the archive: {exc}"}
+    d, ev, audit = plan.design, plan.evaluation, doc["audit"]
+    result = report.result
+    with archive:
+        archive.set_audit(d.id, audit["verdict"], "; ".join(audit["reasons"])[:1000] or None)
+        done = [e for e in archive.evaluations(d.id, benchmark=ev.benchmark, split=ev.split)
+                if e.purpose == "score" and e.status == "done"]
+        ev_id, note = None, "audit verdict stored; "
+        if done and archive.get(d.id).status != "invalid" and report.outcome.value != "infra_error":
+            rec = archive.begin_evaluation(d.id, ev.benchmark, ev.split, mode=ev.mode, purpose="replay")
+            usage = result.usage if (result is not None and doc["mode"] == "live") else None
+            if report.outcome.value == "ok" and result is not None:
+                archive.finish_evaluation(rec.id, outcome="ok", score=result.score, stderr=result.stderr,
+                                          successes=task_successes(result.episodes), usage=usage,
+                                          wall_s=report.wall_s, artefacts=[str(out_dir)])
+            else:
+                archive.finish_evaluation(rec.id, outcome=report.outcome.value, wall_s=report.wall_s,
+                                          error=f"replay: {report.detail}"[:500], artefacts=[str(out_dir)])
+            ev_id, note = rec.id, note + f"recorded as evaluation {rec.id} (purpose replay)"
+        else:
+            note += "no replay evaluation recorded (the design has no finished score evaluation there)"
+        archive.record_event("replay", {"design": d.id, "evaluation": ev_id, "mode": doc["mode"],
+                                        "strict": doc["strict"], "reproduced": doc["comparison"].get("exact"),
+                                        "verdict": audit["verdict"], "out": str(out_dir)})
+    return {"recorded": True, "evaluation_id": ev_id, "note": note}
+
+
+def _default_out(plan: Plan) -> Path:
+    base = plan.run_dir / "evals" / plan.design.id / f"replay-{time.strftime('%Y%m%d-%H%M%S')}"
+    out, n = base, 1
+    while out.exists():
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        plan = locate(Path(args.run_dir), args.design, args.benchmark, args.split)
+    except (ReplayError, ArchiveError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return getattr(exc, "code", EXIT_INPUT)
+    out_dir = Path(args.out) if args.out else _default_out(plan)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    live = args.live
+    model = args.task_model or plan.job.models.chat_model
+    doc: dict[str, Any] = {
+        "schema_version": 1, "tool": "engine.replay", "created_at": time.time(), "run_dir": str(plan.run_dir),
+        "out_dir": str(out_dir), "mode": "live" if live else "replay", "strict": args.strict,
+        "mode_text": (f"live, task model {model} at {args.task_base_url or plan.config.task.base_url or 'embedded'}"
+                      if live else "offline replay from the run's cassette (no upstream, no key)"),
+        "design": {"id": plan.design.id, "name": plan.design.name, "proposer": plan.design.proposer,
+                   "status": plan.design.status, "audit_before": plan.design.audit},
+        "evaluation": {"id": plan.evaluation.id, "benchmark": plan.evaluation.benchmark, "split": plan.evaluation.split,
+                       "attempt": plan.evaluation.attempt, "status": plan.evaluation.status,
+                       "score": plan.evaluation.score, "job": str(plan.eval_dir / "job.json")},
+        "integrity": {"problems": list(plan.problems), "warnings": list(plan.warnings)},
+        "replayed": False, "comparison": {}, "archive": {"recorded": False, "note": "not recorded (not replayed)"},
+    }
+    static = static_audit(plan.design.source)
+    snapshot = None if live else Path(tempfile.mkdtemp(prefix="alma-replay-cassette-"))
+    try:
+        if snapshot is not None:
+            cas = verify_cassette(plan.run_dir / "cassette", snapshot)
+            doc["integrity"]["cassette"] = {k: cas[k] for k in ("entries", "verified", "indexed")}
+            doc["integrity"]["problems"] += cas["problems"]
+            doc["integrity"]["warnings"] += cas["warnings"]
+        if doc["integrity"]["problems"]:
+            doc["audit"] = {"verdict": "not determined", "reasons": ["not replayed: integrity failure"],
+                            "static": static}
+            return _finish(doc, out_dir, console, EXIT_INTEGRITY)
+        limits = replay_limits(plan.config, args.strict, plan.archived_report.get("wall_s"))
+        from sandbox.errors import SandboxError
+
+        try:
+            report = run_job(plan, args, snapshot, limits)
+        except (SandboxError, ValueError) as exc:
+            console.print(f"[red]error:[/] the sandbox could not run the replay: {exc}")
+            return EXIT_INFRA
+    finally:
+        if snapshot is not None:
+            shutil.rmtree(snapshot, ignore_errors=True)
+    doc["replayed"] = True
+    write_atomic(out_dir / "job.json", plan.job.model_dump_json(indent=2))
+    write_atomic(out_dir / "sandbox-report.json", report.model_dump_json(indent=2, exclude={"result"}))
+    if report.result is not None:
+        write_atomic(out_dir / "replay-result.json", report.result.model_dump_json(indent=2))
+    doc["comparison"] = compare(plan.archived, str(plan.archived_report.get("outcome", "ok" if plan.archived else "?")),
+                                report.result, report.outcome.value)
+    runtime = runtime_summary(report.model_dump(mode="json"))
+    level, reasons = full_verdict(report.events, report.outcome.value, static)
+    doc["audit"] = {"verdict": level, "reasons": reasons, "static": static, "runtime": runtime}
+    if report.outcome.value == "infra_error":
+        doc["archive"] = {"recorded": False, "note": "not recorded: the replay failed for infrastructure reasons"}
+        return _finish(doc, out_dir, console, EXIT_INFRA)
+    doc["archive"] = record(plan, doc, report, out_dir)
+    code = EXIT_OK if (live or doc["comparison"]["exact"]) else EXIT_MISMATCH
+    return _finish(doc, out_dir, console, code)
+
+
+def _finish(doc: dict[str, Any], out_dir: Path, console: Console, code: int) -> int:
+    doc["exit_code"] = code
+    write_atomic(out_dir / "replay.json", json.dumps(doc, indent=2, default=str))
+    text = render_text(doc)
+    write_atomic(out_dir / "replay.txt", text)
+    c, verdict = doc["comparison"], doc["audit"]["verdict"]
+    colour = {"clean": "green", "suspicious": "yellow", "hostile": "red"}.get(verdict, "red")
+    if code == EXIT_INTEGRITY:
+        console.print("[red]INTEGRITY FAILURE: nothing was replayed[/]\n" +
+                      "\n".join(f"  - {p}" for p in doc["integrity"]["problems"]))
+    elif doc["replayed"]:
+        state = ("[green]reproduced exactly" if c.get("exact") else
+                 "[yellow]differs from the archived evaluation" if doc["mode"] == "live" else "[red]MISMATCH")
+        console.print(f"{doc['design']['name']} ({doc['design']['id']}): {state}[/] -- score {c.get('score')} "
+                      f"(archived {c.get('archived_score')})")
+        if c.get("divergence"):
+            v = c["divergence"]
+            console.print(f"  first divergence: episode {v['episode']} {v.get('task_id', '')}: {v['what']}")
+    console.print(f"audit: [{colour}]{verdict}[/]" + "".join(f"\n  - {r}" for r in doc["audit"]["reasons"][:8]))
+    console.print(f"report: {out_dir / 'replay.txt'}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
