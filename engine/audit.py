@@ -90,7 +90,7 @@ def runtime_summary(report: dict[str, Any]) -> dict[str, Any]:
     grouped: dict[str, list[str]] = {}
     for e in events:
         kind = str(e.get("kind", "other"))
-        key = {"fork": "subprocess", "limit": "limits"}.get(kind, kind)
+        key = {"fork": "processes", "subprocess": "processes", "limit": "limits"}.get(kind, kind)
         grouped.setdefault(key, []).append(f"{e.get('event', '')} {str(e.get('detail', ''))[:160]}".strip())
     result = report.get("result") or {}
     episodes = result.get("episodes") or []
@@ -100,7 +100,8 @@ def runtime_summary(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "outcome": str(report.get("outcome")), "exit_code": report.get("exit_code"),
         "detail": report.get("detail", ""), "backend": report.get("backend"),
-        "wall_s": round(float(report.get("wall_s") or 0.0), 3), "cpu_s": None if report.get("cpu_s") is None else round(report["cpu_s"], 3),
+        "wall_s": round(float(report.get("wall_s") or 0.0), 3),
+        "cpu_s": None if report.get("cpu_s") is None else round(report["cpu_s"], 3),
         "memory_peak_mb": report.get("memory_peak_mb"), "limits": report.get("limits"),
         "limit_hits": list(report.get("hits") or []),
         "events": grouped,

@@ -27,8 +27,8 @@ class ModelConfig(BaseModel):
     api_key_env: str = "OPENAI_API_KEY"
     local_model: str = "qwen2.5-coder-0.5b"
     threads: int = Field(1, ge=1, le=64)
-    timeout: float = Field(180.0, gt=0)
-    max_attempts: int = Field(4, ge=1, le=20)
+    timeout: float = Field(600.0, gt=0, description="seconds per request (an embedded CPU model is slow)")
+    max_attempts: int = Field(3, ge=1, le=20)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(1500, ge=16, le=32768)
     ctx: int = Field(16384, ge=1024, le=131072, description="context window of the embedded local model")
@@ -52,7 +52,7 @@ class EvalConfig(BaseModel):
                           "never seen while evolving")
     heldout_seed: int = 1000
     seed: int = 0
-    design_timeout_s: float = Field(120.0, gt=0)
+    design_timeout_s: float = Field(600.0, gt=0)
 
 
 class SandboxConfig(BaseModel):

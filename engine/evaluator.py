@@ -41,6 +41,8 @@ class Evaluator:
             chat_base_url=c.task.base_url, local_chat_model=c.task.local_model, api_key_env=c.task.api_key_env,
             models=[c.task.model], local_embedder=local_embedder, cassette_dir=self.run_dir / "cassette",
             timeout=c.task.timeout, max_attempts=c.task.max_attempts, threads=c.task.threads,
+            # one request at a time to an embedded CPU model: queueing here, not in its server, avoids timeouts
+            max_concurrency=1 if c.task.base_url is None else 4,
         ))
         self.runner = JobRunner(self.backend, self.broker,
                                 limits=Limits(memory_mb=c.sandbox.memory_mb, pids=c.sandbox.pids,
@@ -64,7 +66,8 @@ class Evaluator:
             design=DesignSpec(name=genome.name, source=genome.source), benchmark=e.benchmark,
             agent=AgentSpec(kind=e.agent, temperature=self.config.task.temperature,
                             max_tokens=min(self.config.task.max_tokens, 4096)),
-            models=ModelSpec(chat_model=self.config.task.model, embedder=e.embedder, threads=self.config.task.threads),
+            models=ModelSpec(chat_model=self.config.task.model, embedder=e.embedder, threads=self.config.task.threads,
+                             timeout=self.config.task.timeout, max_attempts=self.config.task.max_attempts),
             protocol=protocol,
         )
 

@@ -8,23 +8,21 @@ evaluation id), and hands every key's :class:`TaskResult` back exactly once::
         for r in ex.as_completed():                   # r.key, r.ok, r.value, r.error, r.lost, r.where
             ...                                       # the driver records r in the archive, once
 
-The driver (the evolve loop) keeps the archive and the run's decisions; an executor only runs work. A
-:class:`TaskResult` never raises: an exception in ``fn`` comes back as ``error`` (not retried: it would fail
-again); a worker process or node lost mid-task is retried by Ray elsewhere (``max_retries``), and only when
-the retries are used up does the result come back with ``lost=True``. Execution is at-least-once (a lost
-attempt may have run partly), the result exactly once: ``fn`` must have no effect that matters besides its
-return value. A sandbox job qualifies: it writes only temporary directories and returns its report.
+The driver keeps the archive and the run's decisions; an executor only runs work. An exception in ``fn``
+comes back as ``error`` (not retried: it would fail again); a worker process or node lost mid-task is retried
+by Ray elsewhere (``max_retries``); only past them does a result come back ``lost``. Execution is
+at-least-once (a lost attempt may have run partly), the result exactly once, so ``fn`` must have no effect
+that matters besides its return value. A sandbox job qualifies: it writes only temporary directories.
 
-Sandbox jobs (:class:`JobExecutor`, :func:`job_executor`): the driver builds each job spec (as
-``Evaluator.job_spec`` does) and submits it; ``local`` runs it through the driver's own Evaluator (its backend
-and broker, shared by the worker threads); ``ray`` runs :func:`run_sandbox_job` as a Ray task that builds a
-worker-local Evaluator from the run's config (sandbox backend of the worker's node, a broker on that node with
-the same per-job budget; kept for the worker process's lifetime). The report, with its broker usage, comes back
-to the driver, which writes the artefacts under ``runs/<id>/evals/`` and counts the tokens against the run's
-budget exactly as for a local evaluation. Models: a worker's broker reaches the task model that the config
-names (``task.base_url``; the key from ``task.api_key_env`` in the *worker's* environment) or starts the
-embedded local model on its node; its cassette lives on the node under ``$ALMA_WORKER_DIR`` (default
-``~/.cache/alma-engine/workers/<run>/<host>/cassette``).
+Sandbox jobs (:class:`JobExecutor`, :func:`job_executor`): the driver builds each job spec and submits it.
+``local`` runs it through the driver's own Evaluator (backend and broker shared by the worker threads);
+``ray`` runs :func:`run_sandbox_job` as a Ray task that builds a worker-local Evaluator from the run's config
+(the sandbox backend of the worker's node and a broker on that node with the same per-job budget, kept for
+the worker process's lifetime). The report, with its broker usage, comes back to the driver, which writes the
+artefacts under ``runs/<id>/evals/`` and counts the tokens against the run's budget as for a local
+evaluation. A worker's broker reaches the task model the config names (``task.base_url``; the key from
+``task.api_key_env`` in the *worker's* environment) or starts the embedded local model on its node; its
+cassette lives on the node under ``$ALMA_WORKER_DIR`` (default ``~/.cache/alma-engine/workers/<run>/<host>``).
 """
 
 from __future__ import annotations
@@ -66,23 +64,18 @@ class TaskResult:
         return self.error is None
 
 
-def _where() -> str:
+def _where(in_ray: bool) -> str:
     where = f"{socket.gethostname()} pid {os.getpid()}"
-    try:
+    if in_ray:
         import ray
 
-        if ray.is_initialized():
-            node = ray.get_runtime_context().get_node_id()
-            if node:
-                return f"{where} node {node[:12]}"
-    except Exception:  # noqa: BLE001 - only a label
-        pass
+        return f"{where} node {ray.get_runtime_context().get_node_id()[:12]}"
     return f"{where} {threading.current_thread().name}"
 
 
-def _timed_call(fn: Callable, args: tuple, kwargs: dict) -> tuple[str, Any, float, str]:
+def _timed_call(fn: Callable, args: tuple, kwargs: dict, in_ray: bool = False) -> tuple[str, Any, float, str]:
     """The body every executor runs: ``fn`` with its time and place; its exception as text, never raised."""
-    started, where = time.monotonic(), _where()
+    started, where = time.monotonic(), _where(in_ray)
     try:
         return "ok", fn(*args, **kwargs), time.monotonic() - started, where
     except Exception as exc:  # noqa: BLE001 - reported to the driver as the task's error
@@ -100,7 +93,7 @@ def _result(key: str, outcome: tuple[str, Any, float, str]) -> TaskResult:
 class Executor(ABC):
     """Runs ``fn(*args, **kwargs)`` per submitted key; see the module docstring."""
 
-    kind = ""
+    kind = ""  # "local" | "ray"
 
     def __init__(self, fn: Callable[..., Any]):
         self.fn = fn
@@ -112,7 +105,6 @@ class Executor(ABC):
 
     @abstractmethod
     def _submit(self, key: str, args: tuple, kwargs: dict) -> None: ...
-
     @abstractmethod
     def pending(self) -> list[str]:
         """Keys submitted whose result has not been handed back yet."""
@@ -129,8 +121,7 @@ class Executor(ABC):
     def submit(self, key: str, *args: Any, **kwargs: Any) -> None:
         """Start ``fn(*args, **kwargs)`` under ``key`` (unique among the pending keys); returns at once."""
         if key in self.pending():
-            raise ExecutorError(f"task {key!r} is already running; wait for its result before submitting it "
-                                "again")
+            raise ExecutorError(f"task {key!r} is already running; wait for its result, then submit again")
         self._submit(str(key), args, kwargs)
 
     def as_completed(self, timeout: float | None = None) -> Iterator[TaskResult]:
@@ -141,11 +132,11 @@ class Executor(ABC):
                 raise TimeoutError(f"no task finished within {timeout} s; pending: {', '.join(self.pending())}")
             yield from results
 
-    def map(self, calls: Mapping[str, tuple]) -> dict[str, TaskResult]:
+    def map(self, calls: Mapping[str, tuple], timeout: float | None = None) -> dict[str, TaskResult]:
         """Submit ``{key: args}`` and wait for all pending tasks; returns ``{key: result}``."""
         for key, args in calls.items():
             self.submit(key, *args)
-        return {r.key: r for r in self.as_completed()}
+        return {r.key: r for r in self.as_completed(timeout)}
 
     def __enter__(self) -> Executor:
         return self
@@ -245,11 +236,10 @@ class RayExecutor(Executor):
 
     @property
     def capacity(self) -> int:
-        cpus = self._ray.cluster_resources().get("CPU", 0.0)
-        return max(1, int(cpus // self.num_cpus))
+        return max(1, int(self._ray.cluster_resources().get("CPU", 0.0) // self.num_cpus))
 
     def _submit(self, key: str, args: tuple, kwargs: dict) -> None:
-        self._refs[self._remote.remote(self._fn_ref, args, kwargs)] = key
+        self._refs[self._remote.remote(self._fn_ref, args, kwargs, True)] = key
 
     def pending(self) -> list[str]:
         return list(self._refs.values())
@@ -365,15 +355,12 @@ class JobExecutor:
     def capacity(self) -> int:
         return self.executor.capacity
 
-    def pending(self) -> list[EvaluationJob]:
-        return [self._jobs[k] for k in self.executor.pending() if k in self._jobs]
-
     def submit(self, job: EvaluationJob) -> None:
         self.executor.submit(job.key, job.spec.model_dump_json())
         self._jobs[job.key] = job
 
     def as_completed(self, timeout: float | None = None) -> Iterator[JobDone]:
-        from engine.report import write_atomic
+        from engine.evaluator import write_atomic
         from sandbox.job import JobReport
 
         for r in self.executor.as_completed(timeout):

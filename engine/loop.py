@@ -95,8 +95,13 @@ class Evolution:
 
     # ------------------------------------------------------------------ seeds
     def seed(self, seeds_dir: Path) -> None:
-        files = sorted(p for p in Path(seeds_dir).glob("*.py") if not p.name.startswith("_"))
-        if not files:
+        """Archive and evaluate the hand-crafted baselines (once: a resumed run keeps the seeds it started with,
+        even if the files changed since)."""
+        if self.archive.get_meta("seeded", False):
+            files = []
+        else:
+            files = sorted(p for p in Path(seeds_dir).glob("*.py") if not p.name.startswith("_"))
+        if not files and not self.archive.get_meta("seeded", False):
             raise EngineError(f"no seed designs (*.py) in {seeds_dir}")
         for path in files:
             try:
@@ -113,6 +118,7 @@ class Evolution:
                 self.archive.set_baseline(genome.id)
         if self.archive.baseline is None:
             raise EngineError(f"{seeds_dir} has no no_memory.py: the normalised reward needs that baseline")
+        self.archive.set_meta("seeded", True)
         baseline = self.archive.baseline
         for design in sorted(self.archive.designs(), key=lambda d: (d.id != baseline, d.created_at)):
             if design.proposer == "seed":

@@ -40,6 +40,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from archive import Archive, ArchiveError, ArchiveLocked, Design, Evaluation, UnknownDesign, task_successes
 from engine.audit import full_verdict, runtime_summary
@@ -122,8 +123,10 @@ def locate(run_dir: Path, design_ref: str, benchmark: str | None, split: str | N
             raise ReplayError(f"design {design.name} ({design.id}) has no finished evaluation on {b}/{s} to replay"
                               + (f"; it has {', '.join(have)} (use --benchmark/--split)" if have else
                                  "; evaluate it first (python -m engine.evolve --resume RUN_DIR)"))
-    for ev in evals:
-        for where in [*(Path(a) for a in ev.artefacts), run_dir / "evals" / design.id / s]:
+    for ev in evals:  # the run directory's own layout first; artefact paths only where they lie inside it
+        inside = [p for p in (Path(a) if Path(a).is_absolute() else run_dir / a for a in ev.artefacts)
+                  if p.resolve().is_relative_to(run_dir.resolve())]
+        for where in [run_dir / "evals" / design.id / s, *inside]:
             if (where / "job.json").is_file():
                 return _read_files(run_dir, config or EvolveConfig(), design, ev, where, config is None)
     raise ReplayError(f"the archived evaluation of {design.id} on {b}/{s} has no job.json (looked in "
@@ -244,14 +247,17 @@ def _default_out(plan: Plan) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=True)
+    if (args.task_base_url or args.task_model) and not args.live:
+        console.print("[red]error:[/] --task-base-url and --task-model only apply with --live")
+        return EXIT_INPUT
     try:
         plan = locate(Path(args.run_dir), args.design, args.benchmark, args.split)
     except (ReplayError, ArchiveError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         return getattr(exc, "code", EXIT_INPUT)
     out_dir = Path(args.out) if args.out else _default_out(plan)
     out_dir.mkdir(parents=True, exist_ok=True)
-    live = args.live
+    live, ev = args.live, plan.evaluation
     model = args.task_model or plan.job.models.chat_model
     doc: dict[str, Any] = {
         "schema_version": 1, "tool": "engine.replay", "created_at": time.time(), "run_dir": str(plan.run_dir),
@@ -260,9 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                       if live else "offline replay from the run's cassette (no upstream, no key)"),
         "design": {"id": plan.design.id, "name": plan.design.name, "proposer": plan.design.proposer,
                    "status": plan.design.status, "audit_before": plan.design.audit},
-        "evaluation": {"id": plan.evaluation.id, "benchmark": plan.evaluation.benchmark, "split": plan.evaluation.split,
-                       "attempt": plan.evaluation.attempt, "status": plan.evaluation.status,
-                       "score": plan.evaluation.score, "job": str(plan.eval_dir / "job.json")},
+        "evaluation": {"id": ev.id, "benchmark": ev.benchmark, "split": ev.split, "attempt": ev.attempt,
+                       "status": ev.status, "score": ev.score, "job": str(plan.eval_dir / "job.json")},
         "integrity": {"problems": list(plan.problems), "warnings": list(plan.warnings)},
         "replayed": False, "comparison": {}, "archive": {"recorded": False, "note": "not recorded (not replayed)"},
     }
@@ -284,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = run_job(plan, args, snapshot, limits)
         except (SandboxError, ValueError) as exc:
-            console.print(f"[red]error:[/] the sandbox could not run the replay: {exc}")
-            return EXIT_INFRA
+            doc["audit"] = {"verdict": "not determined", "reasons": [f"not replayed: the sandbox could not run "
+                                                                     f"it: {exc}"], "static": static}
+            return _finish(doc, out_dir, console, EXIT_INFRA)
     finally:
         if snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
@@ -294,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(out_dir / "sandbox-report.json", report.model_dump_json(indent=2, exclude={"result"}))
     if report.result is not None:
         write_atomic(out_dir / "replay-result.json", report.result.model_dump_json(indent=2))
-    doc["comparison"] = compare(plan.archived, str(plan.archived_report.get("outcome", "ok" if plan.archived else "?")),
-                                report.result, report.outcome.value)
+    archived_outcome = str(plan.archived_report.get("outcome", "ok" if plan.archived else "?"))
+    doc["comparison"] = compare(plan.archived, archived_outcome, report.result, report.outcome.value)
     runtime = runtime_summary(report.model_dump(mode="json"))
     level, reasons = full_verdict(report.events, report.outcome.value, static)
     doc["audit"] = {"verdict": level, "reasons": reasons, "static": static, "runtime": runtime}
@@ -316,7 +322,7 @@ def _finish(doc: dict[str, Any], out_dir: Path, console: Console, code: int) -> 
     colour = {"clean": "green", "suspicious": "yellow", "hostile": "red"}.get(verdict, "red")
     if code == EXIT_INTEGRITY:
         console.print("[red]INTEGRITY FAILURE: nothing was replayed[/]\n" +
-                      "\n".join(f"  - {p}" for p in doc["integrity"]["problems"]))
+                      "\n".join(f"  - {escape(p)}" for p in doc["integrity"]["problems"]))
     elif doc["replayed"]:
         state = ("[green]reproduced exactly" if c.get("exact") else
                  "[yellow]differs from the archived evaluation" if doc["mode"] == "live" else "[red]MISMATCH")
@@ -324,8 +330,8 @@ def _finish(doc: dict[str, Any], out_dir: Path, console: Console, code: int) -> 
                       f"(archived {c.get('archived_score')})")
         if c.get("divergence"):
             v = c["divergence"]
-            console.print(f"  first divergence: episode {v['episode']} {v.get('task_id', '')}: {v['what']}")
-    console.print(f"audit: [{colour}]{verdict}[/]" + "".join(f"\n  - {r}" for r in doc["audit"]["reasons"][:8]))
+            console.print(escape(f"  first divergence: episode {v['episode']} {v.get('task_id', '')}: {v['what']}"))
+    console.print(f"audit: [{colour}]{verdict}[/]" + "".join(f"\n  - {escape(r)}" for r in doc["audit"]["reasons"][:8]))
     console.print(f"report: {out_dir / 'replay.txt'}")
     return code
 

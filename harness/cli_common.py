@@ -28,7 +28,7 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--step-limit", type=int, default=None, help="override the benchmark's step limit")
     g.add_argument("--concurrency", type=int, default=1,
                    help="concurrent episodes in batched deployment (default: %(default)s)")
-    g.add_argument("--design-timeout", type=float, default=120.0,
+    g.add_argument("--design-timeout", type=float, default=600.0,
                    help="seconds allowed for one retrieve/update call (default: %(default)s)")
     g.add_argument("--cache-dir", default=None, help="game cache (default: $ALMA_CACHE_DIR or ~/.cache/alma-engine)")
     m = parser.add_argument_group("models")

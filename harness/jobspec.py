@@ -34,6 +34,8 @@ class ModelSpec(BaseModel):
     embed_base_url: str | None = None
     embed_model: str = "text-embedding-3-small"
     threads: int = Field(1, ge=1, le=64)
+    timeout: float = Field(300.0, gt=0, description="seconds per model request (local CPU models are slow)")
+    max_attempts: int = Field(2, ge=1, le=20, description="attempts per model request")
     uds: str | None = Field(None, description="Unix socket of the host broker; set by the sandbox")
 
 
@@ -47,7 +49,7 @@ class ProtocolSpec(BaseModel):
     split: Literal["id", "ood"] = "id"
     seed: int = 0
     concurrency: int = Field(1, ge=1, le=64, description="concurrent episodes in batched deployment")
-    design_call_timeout_s: float = Field(120.0, gt=0, description="limit on one retrieve/update call")
+    design_call_timeout_s: float = Field(600.0, gt=0, description="limit on one retrieve/update call")
     step_limit: int | None = Field(None, ge=1, description="override the benchmark's step limit")
 
 

@@ -54,7 +54,7 @@ EMPTY_SHEET = "(empty: this is the first game)"
 MAX_SHEET_CHARS = 2000  # bound of the cheatsheet (~500 tokens; the retrieved text adds a one-line header)
 MIN_SHEET_CHARS = 30  # a shorter curator reply is not a cheatsheet
 COLLAPSE_RATIO = 0.4  # a rewrite shorter than this share of a substantial old sheet is rejected
-LLM_MAX_TOKENS = 640  # room for a full sheet plus its tags; keeps a small local model within its timeout
+LLM_MAX_TOKENS = 400  # room for a full sheet plus its tags; keeps a small local model within its timeout
 HEADER = "Cheatsheet (knowledge accumulated from past games):"
 
 _NOOP_ACTIONS = {"look", "l", "inventory", "i", "score", "goal", "help", "wait", "z"}
