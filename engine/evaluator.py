@@ -36,6 +36,8 @@ class Evaluator:
         self.run_dir = Path(run_dir)
         c = config
         self.backend = select_backend(c.sandbox.backend)
+        if type(self.backend).__name__ == "DockerBackend":
+            self._ensure_image()
         local_embedder = c.eval.embedder if c.eval.embedder in ("minilm", "hashing") else None
         self.broker = Broker(BrokerConfig(
             chat_base_url=c.task.base_url, local_chat_model=c.task.local_model, api_key_env=c.task.api_key_env,
@@ -48,6 +50,15 @@ class Evaluator:
                                 limits=Limits(memory_mb=c.sandbox.memory_mb, pids=c.sandbox.pids,
                                               cpus=c.sandbox.cpus, wall_s=c.sandbox.timeout_s),
                                 budget=Budget(max_requests=None, max_tokens=None))
+
+    def _ensure_image(self) -> None:
+        """Build the evaluation image when its content hash (harness + dependency set) has no image yet: offline,
+        from the cached base and wheelhouse, seconds when only the harness changed."""
+        from sandbox.image import build_image, image_exists
+
+        if not image_exists(self.backend.client, self.backend.image):
+            print(f"building the evaluation image {self.backend.image} (the harness changed)", flush=True)
+            self.backend.image = build_image(self.backend.client)
 
     @property
     def backend_name(self) -> str:

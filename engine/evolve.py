@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-base-url", help="OpenAI-compatible endpoint of the task model (default: embedded)")
     p.add_argument("--task-model", help="task model name")
     p.add_argument("--runs-dir", help="where run directories are created (default: runs)")
+    p.add_argument("--executor", choices=["local", "ray"], help="run evaluations here or on a Ray cluster")
+    p.add_argument("--ray-address", help="Ray cluster address (head:port); with --executor ray")
     p.add_argument("--name", help="run id (default: a timestamp)")
     p.add_argument("--quiet", action="store_true", help="only the final table")
     return p
@@ -55,7 +57,8 @@ def overrides(args: argparse.Namespace) -> dict:
     return {"eval.benchmark": args.benchmark, "steps": args.steps, "budget_tokens": args.budget_tokens,
             "seed": args.seed, "sandbox.backend": args.backend, "eval.agent": args.agent,
             "meta.base_url": args.meta_base_url, "meta.model": args.meta_model, "task.base_url": args.task_base_url,
-            "task.model": args.task_model, "runs_dir": args.runs_dir}
+            "task.model": args.task_model, "runs_dir": args.runs_dir, "executor": args.executor,
+            "ray_address": args.ray_address}
 
 
 def preflight(config: EvolveConfig) -> Path:
@@ -134,10 +137,17 @@ def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console,
         console.print(f"[red]error:[/] sandbox unavailable: {exc}")
         return 3
     log(f"sandbox backend: {evaluator.backend_name}")
+    jobs = None
+    if config.executor == "ray":
+        from engine.executors import job_executor
+
+        jobs = job_executor("ray", config, run_dir, workers=config.concurrency, ray_address=config.ray_address)
+        log(f"executor: ray ({config.ray_address or 'started on this machine'})")
     with open_models(meta_settings) as meta_models:
-        evo = Evolution(config, run_dir, archive, evaluator, meta_models, log=log)
+        evo = Evolution(config, run_dir, archive, evaluator, meta_models, log=log, jobs=jobs)
         try:
             evo.seed(seeds)
+            refresh_report(run_dir, log)
             evo.recover()
             stopped = None
             while evo.steps_done() < config.steps:
@@ -151,9 +161,13 @@ def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console,
                 log(f"step {step}/{config.steps}: " + (f"{archive.get(child).name}: {evo._score_text(child)}"
                                                        if child else "nothing new") +
                     f" | best {best_text} | archive {archive.count()} | tokens {evo.tokens_used()}")
+                refresh_report(run_dir, log)
             if stopped:
                 console.print(f"[yellow]stopping: {stopped}")
             final_table(evo, console)
+            path = refresh_report(run_dir, log)
+            if path:
+                console.print(f"report: {path}")
         except EngineError as exc:
             console.print(f"[red]error:[/] {exc}")
             return 3
@@ -162,7 +176,20 @@ def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console,
             return 3
         finally:
             evaluator.close()
+            if jobs is not None:
+                jobs.close()
     return 0
+
+
+def refresh_report(run_dir: Path, log) -> Path | None:
+    """Rewrite runs/<id>/report.html; a report problem is logged, never fatal to the run."""
+    from engine.report import ReportError, write_report
+
+    try:
+        return write_report(run_dir)
+    except (ReportError, OSError) as exc:
+        log(f"warning: the report could not be written: {exc}")
+        return None
 
 
 if __name__ == "__main__":

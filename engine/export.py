@@ -39,10 +39,12 @@ def module_name(design: Design) -> str:
     return f"design_{name}" if name[0].isdigit() else name
 
 
-def latest_replay(run_dir: Path, design_id: str) -> dict | None:
-    """The newest replay report (``replay.json``) of the design under ``RUN_DIR/evals/<id>/``, if any."""
-    reports = sorted((run_dir / "evals" / design_id).glob("replay-*/replay.json"), key=lambda p: p.stat().st_mtime)
-    for path in reversed(reports):
+def latest_replay(run_dir: Path, design_id: str, recorded: list[str] = ()) -> dict | None:
+    """The newest replay report (``replay.json``) of the design: in the directories the archive's ``replay``
+    events name (``recorded``) or under ``RUN_DIR/evals/<id>/replay-*/``."""
+    paths = [Path(o) / "replay.json" for o in recorded]
+    paths += list((run_dir / "evals" / design_id).glob("replay-*/replay.json"))
+    for path in sorted((p for p in set(paths) if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             return json.loads(path.read_text(encoding="utf-8")) | {"path": str(path)}
         except (OSError, ValueError):
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Archive.open(run_dir, lock=False) as archive:
             design = archive.get(args.design)
+            recorded = [str(e.payload["out"]) for e in archive.events("replay")
+                        if isinstance(e.payload, dict) and e.payload.get("design") == design.id
+                        and e.payload.get("out")]
     except ArchiveError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")
         return EXIT_INPUT
@@ -148,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     static = static_audit(design.source)
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / f"{module}.py", design.source)
-    write_atomic(out / "README.md", readme(design, run_dir, module, latest_replay(run_dir, design.id), static))
-    console.print(f"exported {design.name} ({design.id}, audit {design.audit or 'none'}) to {out / (module + '.py')}")
+    replay = latest_replay(run_dir, design.id, recorded)
+    write_atomic(out / "README.md", readme(design, run_dir, module, replay, static))
+    console.print(f"exported {escape(design.name)} ({design.id}, audit {design.audit or 'none'}) to "
+                  f"{out / (module + '.py')}")
     return EXIT_OK
 
 

@@ -43,8 +43,9 @@ class _LazyChat:
 
 class Evolution:
     def __init__(self, config: EvolveConfig, run_dir: Path, archive: Archive, evaluator: Evaluator, meta_models,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, jobs=None):
         self.config, self.run_dir, self.archive, self.evaluator = config, Path(run_dir), archive, evaluator
+        self.jobs = jobs  # an engine.executors.JobExecutor (Ray), or None: evaluations run here
         self.meta_models = meta_models
         self.log = log
         c = config
@@ -68,7 +69,7 @@ class Evolution:
         if design.status != "evaluating":
             self.archive.set_status(design_id, "evaluating")
         genome = Genome.from_text(design.source, name=design.name)
-        report, out = self.evaluator.evaluate(genome, split)
+        report, out = self._run_job(ev.id, genome, split)
         if report.outcome.value == "infra_error":
             raise EngineError(f"infrastructure failure while evaluating {design.name} ({design_id}): "
                               f"{report.detail}. Fix it, then resume with --resume {self.run_dir}")
@@ -85,6 +86,20 @@ class Evolution:
             self.archive.set_status(design_id, "failed", reason)
         self.archive.set_audit(design_id, audit, "; ".join(reasons) or None)
         self._add_tokens(sum(report.broker_usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")))
+
+    def _run_job(self, evaluation_id: int, genome: Genome, split: str):
+        if self.jobs is None:
+            return self.evaluator.evaluate(genome, split)
+        from engine.executors import EvaluationJob
+
+        out = self.run_dir / "evals" / genome.id / split
+        out.mkdir(parents=True, exist_ok=True)
+        self.jobs.submit(EvaluationJob(str(evaluation_id), genome.id, self.evaluator.job_spec(genome, split), out))
+        done = next(iter(self.jobs.as_completed()))
+        if done.report is None:
+            raise EngineError(f"the evaluation of {genome.name} ({genome.id}) was {'lost' if done.lost else 'failed'} "
+                              f"on the executor: {done.error}. Resume with --resume {self.run_dir}")
+        return done.report, out
 
     def _add_tokens(self, n: int) -> None:
         if n:

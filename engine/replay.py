@@ -81,11 +81,13 @@ class Plan:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.replay", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                epilog="exit codes: 0 reproduced (or --live done), 1 mismatch, 2 bad input, "
+                                       "3 sandbox/infrastructure failure, 5 integrity failure (not replayed)")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (runs/<id>)")
     p.add_argument("design", metavar="DESIGN_ID", help="design id or a unique prefix of one")
     p.add_argument("--benchmark", help="which archived evaluation to replay (default: the run's benchmark)")
-    p.add_argument("--split", choices=["id", "ood"], help="which split's evaluation (default: the run's split)")
+    p.add_argument("--split", choices=["id", "ood", "heldout"],
+                   help="which split's evaluation (default: the run's split; heldout: the final table's)")
     p.add_argument("--live", action="store_true", help="use the configured task model instead of the cassette")
     p.add_argument("--task-base-url", help="with --live: OpenAI-compatible endpoint of the task model")
     p.add_argument("--task-model", help="with --live: task model name")
@@ -169,6 +171,11 @@ def replay_limits(config: EvolveConfig, strict: bool, archived_wall: float | Non
                   scratch_mb=max(32, limits.scratch_mb // 2), output_mb=max(8, limits.output_mb // 2))
 
 
+def live_url(args: argparse.Namespace, config: EvolveConfig) -> str | None:
+    """The live task model's endpoint: ``--task-base-url``, else the run's (None: the embedded model)."""
+    return args.task_base_url or config.task.base_url
+
+
 def run_job(plan: Plan, args: argparse.Namespace, cassette: Path | None, limits: Limits):
     """Play the job once in the sandbox and return its :class:`sandbox.job.JobReport`."""
     from sandbox.backend import select_backend
@@ -185,11 +192,11 @@ def run_job(plan: Plan, args: argparse.Namespace, cassette: Path | None, limits:
     else:
         if args.task_model:
             spec.models.chat_model = args.task_model
-        cfg = BrokerConfig(chat_base_url=args.task_base_url or c.task.base_url, local_chat_model=c.task.local_model,
+        cfg = BrokerConfig(chat_base_url=live_url(args, c), local_chat_model=c.task.local_model,
                            api_key_env=c.task.api_key_env, models=[spec.models.chat_model],
                            local_embedder=embedder if embedder in ("minilm", "hashing") else None,
                            cassette_mode="off", timeout=c.task.timeout, max_attempts=c.task.max_attempts,
-                           threads=c.task.threads)
+                           threads=c.task.threads, max_concurrency=1 if live_url(args, c) is None else 4)
     backend = select_backend(args.backend or c.sandbox.backend)
     broker = Broker(cfg)
     try:
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {
         "schema_version": 1, "tool": "engine.replay", "created_at": time.time(), "run_dir": str(plan.run_dir),
         "out_dir": str(out_dir), "mode": "live" if live else "replay", "strict": args.strict,
-        "mode_text": (f"live, task model {model} at {args.task_base_url or plan.config.task.base_url or 'embedded'}"
+        "mode_text": (f"live, task model {model} at {live_url(args, plan.config) or 'the embedded model'}"
                       if live else "offline replay from the run's cassette (no upstream, no key)"),
         "design": {"id": plan.design.id, "name": plan.design.name, "proposer": plan.design.proposer,
                    "status": plan.design.status, "audit_before": plan.design.audit},

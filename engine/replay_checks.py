@@ -22,6 +22,7 @@ from typing import Any
 
 from archive import Design, Evaluation
 from engine.config import EvolveConfig
+from engine.evaluator import HELDOUT
 from harness.jobspec import EvalResult, JobSpec
 from harness.loader import source_hash
 from sandbox.cassette import INDEX_NAME, request_key
@@ -42,8 +43,10 @@ def job_problems(design: Design, evaluation: Evaluation, job: JobSpec, result: E
     if not job.job_id.startswith(design.id):
         problems.append(f"job.json is for job {job.job_id!r}, not for design {design.id}")
     p = job.protocol
+    heldout = evaluation.split == HELDOUT  # the final table's fresh suite: its own split and seed (config)
+    split = (config.eval.heldout_split if config else p.split) if heldout else evaluation.split
     for what, recorded, claimed in (("benchmark", evaluation.benchmark, job.benchmark),
-                                    ("split", evaluation.split, p.split), ("mode", evaluation.mode, p.mode)):
+                                    ("split", split, p.split), ("mode", evaluation.mode, p.mode)):
         if recorded != claimed:
             problems.append(f"job.json says {what} {claimed!r} but the archive recorded this evaluation on "
                             f"{recorded!r}: job.json was edited")
@@ -60,7 +63,8 @@ def job_problems(design: Design, evaluation: Evaluation, job: JobSpec, result: E
     if config is not None:
         e = config.eval
         for what, want, got in (("n_train", e.n_train, p.n_train), ("n_test", e.n_test, p.n_test),
-                                ("repeats", e.repeats, p.repeats), ("seed", e.seed, p.seed),
+                                ("repeats", e.repeats, p.repeats),
+                                ("seed", e.heldout_seed if heldout else e.seed, p.seed),
                                 ("design timeout", e.design_timeout_s, p.design_call_timeout_s)):
             if want != got:
                 problems.append(f"job.json has {what} {got!r} but the run's config.toml has {want!r}: job.json "

@@ -194,6 +194,7 @@ class BubblewrapBackend:
         hits.oom = cg.oom_kills() > 0
         hits.pids = cg.pids_refused() > 0
         peak = cg.memory_peak_mb()
+        cpu = cg.cpu_seconds()
         cg.remove()
         child_exit = next((s["exit-code"] for s in statuses if "exit-code" in s), None)
         killed = hits.timeout or hits.output or hits.oom
@@ -212,7 +213,7 @@ class BubblewrapBackend:
         return SandboxOutcome(
             job.job_id, self.name, outcome, exit_code=exit_code, wall_s=time.monotonic() - started, hits=hits,
             stdout=out.text(), stderr=stderr, output_truncated=out.truncated or err.truncated,
-            memory_peak_mb=peak, detail=infra or "; ".join(detail.values()),
+            memory_peak_mb=peak, cpu_s=cpu, detail=infra or "; ".join(detail.values()),
             events=limit_events(hits, detail))
 
     @staticmethod

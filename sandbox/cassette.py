@@ -3,7 +3,9 @@
 Key: sha256 of the canonical JSON of ``{"endpoint", "body"}`` (sorted keys, no whitespace). Identical
 requests within one job are told apart by their occurrence number (0, 1, ...), so sampled replies replay in
 the order they were first given. One file per entry: ``<dir>/<key[:2]>/<key>-<n>.json`` holding the
-endpoint, request body, response body and the time it was recorded; written atomically.
+endpoint, request body, response body and the time it was recorded; written atomically. Every stored entry is
+also appended to ``<dir>/index.jsonl`` (its path and the sha256 of its bytes), so a replay can tell an entry that
+was edited or added after recording from a genuine one (see ``engine.replay``).
 
 Modes: ``off`` (forward, keep nothing), ``record`` (forward, keep everything), ``replay`` (cassette only: a
 miss is an error inside the job, never a call upstream), ``auto`` (serve hits, forward and record misses).
@@ -21,6 +23,7 @@ from typing import Any, Literal
 
 CassetteMode = Literal["off", "record", "replay", "auto"]
 MODES: tuple[str, ...] = ("off", "record", "replay", "auto")
+INDEX_NAME = "index.jsonl"
 
 
 def request_key(endpoint: str, body: dict[str, Any]) -> str:
@@ -63,10 +66,18 @@ class Cassette:
         path = self._path(key, occurrence)
         path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"endpoint": endpoint, "request": body, "response": response, "recorded_at": time.time()}
+        data = json.dumps(entry, ensure_ascii=False).encode("utf-8")
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".entry-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(entry, fh, ensure_ascii=False)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
+        line = json.dumps({"entry": path.relative_to(self.root).as_posix(),
+                           "sha256": hashlib.sha256(data).hexdigest()}) + "\n"
+        index = os.open(self.root / INDEX_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(index, line.encode("utf-8"))  # one short O_APPEND write: lines never interleave
+        finally:
+            os.close(index)
         return path
 
     def __len__(self) -> int:

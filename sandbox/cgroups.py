@@ -19,7 +19,7 @@ from pathlib import Path
 from sandbox.errors import SandboxUnavailable
 from sandbox.limits import Limits
 
-V1_CONTROLLERS = ("memory", "pids", "cpu")
+V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")  # cpuacct: optional, only read (CPU time)
 PARENT_NAME = "alma-sandbox"
 
 
@@ -100,6 +100,8 @@ def detect() -> CgroupLayout:
         for fstype, point, opts in mounts:
             if fstype == "cgroup" and controller in opts:
                 parent = _under(point, own.get(controller, "/")) / PARENT_NAME
+                if parent in parents.values():  # co-mounted with one already set up (cpu,cpuacct)
+                    break
                 try:
                     parent.mkdir(exist_ok=True)
                 except OSError:
@@ -181,6 +183,17 @@ class JobCgroup:
         name = "memory.peak" if self.layout.version == 2 else "memory.max_usage_in_bytes"
         try:
             return int((self._dir("memory") / name).read_text()) / 2**20
+        except (OSError, ValueError):
+            return None
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) used by the job's processes so far; None where the cgroup cannot tell."""
+        if self.layout.version == 2:
+            usec = _read_kv(self.dirs["unified"] / "cpu.stat").get("usage_usec")
+            return None if usec is None else usec / 1e6
+        d = self.dirs.get("cpuacct") or self.dirs.get("cpu")  # v1: cpuacct, often co-mounted with cpu
+        try:
+            return int((d / "cpuacct.usage").read_text()) / 1e9 if d else None
         except (OSError, ValueError):
             return None
 

@@ -58,6 +58,7 @@ class JobReport(BaseModel):
     limits: Limits
     hits: list[str] = Field(default_factory=list)
     memory_peak_mb: float | None = None
+    cpu_s: float | None = None
     result: EvalResult | None = None
     events: list[dict[str, Any]] = Field(default_factory=list)
     broker_usage: dict[str, int] = Field(default_factory=dict)
@@ -232,5 +233,5 @@ class JobRunner:
         return JobReport(
             job_id=spec.job_id, backend=so.backend, outcome=outcome, scored=outcome.scored, attempts=1,
             exit_code=so.exit_code, wall_s=so.wall_s, limits=self.limits, hits=so.hits.names(),
-            memory_peak_mb=so.memory_peak_mb, result=result, events=events, broker_usage=session.usage(),
-            detail=detail, stderr_tail=so.stderr[-4000:])
+            memory_peak_mb=so.memory_peak_mb, cpu_s=so.cpu_s, result=result, events=events,
+            broker_usage=session.usage(), detail=detail, stderr_tail=so.stderr[-4000:])

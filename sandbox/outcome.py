@@ -66,6 +66,7 @@ class SandboxOutcome:
     stderr: str = ""
     output_truncated: bool = False
     memory_peak_mb: float | None = None
+    cpu_s: float | None = None  # user + system CPU seconds of the job's processes, where the backend can tell
     detail: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
 

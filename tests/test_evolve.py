@@ -181,3 +181,21 @@ def test_evolve_runs_in_the_real_sandbox(tmp_path, openai_server):
     assert "sandbox backend: BubblewrapBackend" in proc.stderr or "bubblewrap" in proc.stderr.lower()
     steps, evals, designs = _counts(tmp_path / "runs" / "bw")
     assert steps == [1] and all(e.status == "done" for e in evals)
+
+
+def test_evolve_on_ray_gives_the_results_of_a_local_run(tmp_path, openai_server):
+    pytest.importorskip("ray") if os.environ.get("CI") != "true" else None
+    cfg = write_config(tmp_path, openai_server, steps=1, meta_share=0.0)
+    local = evolve("--config", str(cfg), "--name", "local")
+    assert local.returncode == 0, local.stderr[-3000:]
+    env = dict(os.environ, RAY_memory_monitor_refresh_ms="0")
+    on_ray = evolve("--config", str(cfg), "--name", "ray", "--executor", "ray", env=env)
+    assert on_ray.returncode == 0, on_ray.stderr[-3000:]
+    assert "executor: ray" in on_ray.stderr
+
+    def scores(name):
+        with Archive.open(tmp_path / "runs" / name, lock=False) as archive:
+            return {d.id: (d.status, d.score_on("babaisai", "id").score if d.score_on("babaisai", "id") else None)
+                    for d in archive.designs()}
+
+    assert scores("ray") == scores("local")
