@@ -176,6 +176,9 @@ class Evolution:
             return list(recorded[-1].payload["selected"])
         k = max(2, self.config.parents)
         k = min(k, len(self.selector.candidates(self.archive)))
+        if k == 0:
+            raise EngineError(f"no design in {self.run_dir} can be a parent: none was evaluated successfully "
+                              "(see the seeds' evaluations under evals/ and their status in the archive)")
         return [d.id for d in self.selector.select(self.archive, k=k, step=step)]
 
     def _propose(self, step: int) -> str | None:

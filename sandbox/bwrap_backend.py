@@ -122,11 +122,18 @@ class BubblewrapBackend:
                 args += parents(p) + ["--ro-bind", p, p]
         for name in ("passwd", "group"):
             args += parents(f"/etc/{name}") + ["--ro-bind", str(self._etc / name), f"/etc/{name}"]
+        # a root under the scratch mount point (e.g. a checkout in /tmp) is bound after the scratch tmpfs,
+        # which would otherwise hide it
+        under_scratch = [r for r in self.runtime_roots if r == SCRATCH or r.startswith(SCRATCH + "/")]
         for root in self.runtime_roots:
-            args += parents(root) + ["--ro-bind", root, root]
+            if root not in under_scratch:
+                args += parents(root) + ["--ro-bind", root, root]
         args += parents(HARNESS_TARGET) + ["--ro-bind", self.harness_dir, HARNESS_TARGET]
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--size", str(job.limits.scratch_mb * 2**20), "--perms", "1777", "--tmpfs", SCRATCH]
+        made.add(SCRATCH)
+        for root in under_scratch:
+            args += parents(root) + ["--ro-bind", root, root]
         for m in job.mounts:
             args += parents(m.target) + ["--ro-bind" if m.read_only else "--bind", str(m.source), m.target]
         args += ["--remount-ro", "/", "--chdir", SCRATCH]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -188,7 +190,9 @@ def test_evolve_on_ray_gives_the_results_of_a_local_run(tmp_path, openai_server)
     cfg = write_config(tmp_path, openai_server, steps=1, meta_share=0.0)
     local = evolve("--config", str(cfg), "--name", "local")
     assert local.returncode == 0, local.stderr[-3000:]
-    env = dict(os.environ, RAY_memory_monitor_refresh_ms="0")
+    # a private Ray temp dir: the cluster this run starts must leave no session behind for other tests
+    ray_tmp = Path(tempfile.mkdtemp(prefix="alma-ray-evo-", dir="/tmp"))
+    env = dict(os.environ, RAY_memory_monitor_refresh_ms="0", RAY_TMPDIR=str(ray_tmp), RAY_AUTH_MODE="disabled")
     on_ray = evolve("--config", str(cfg), "--name", "ray", "--executor", "ray", env=env)
     assert on_ray.returncode == 0, on_ray.stderr[-3000:]
     assert "executor: ray" in on_ray.stderr
@@ -199,3 +203,4 @@ def test_evolve_on_ray_gives_the_results_of_a_local_run(tmp_path, openai_server)
                     for d in archive.designs()}
 
     assert scores("ray") == scores("local")
+    shutil.rmtree(ray_tmp, ignore_errors=True)

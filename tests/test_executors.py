@@ -127,7 +127,8 @@ class LocalRayCluster:
                         ALMA_WORKER_DIR=str(root / "workers"),
                         RAY_health_check_period_ms="1000", RAY_health_check_timeout_ms="1000",
                         RAY_health_check_failure_threshold="3",
-                        RAY_memory_monitor_refresh_ms="0")  # no OOM kills: other tests share this machine
+                        RAY_memory_monitor_refresh_ms="0",  # no OOM kills: other tests share this machine
+                        RAY_AUTH_MODE="disabled")  # loopback-only test cluster; a stale token must not matter
         self.procs: list[subprocess.Popen] = []
         self.head = self._start(["--head", f"--port={self.port}", "--num-cpus=0", "--include-dashboard=false",
                                  "--disable-usage-stats", f"--temp-dir={root / 'ray'}"])
@@ -166,6 +167,7 @@ def cluster():
     import ray
 
     root = Path(tempfile.mkdtemp(prefix="alma-ray-", dir="/tmp"))  # short: Ray's socket paths are bounded
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # the driver side of the loopback-only test cluster
     c = LocalRayCluster(root)
     try:
         c.worker = c.add_worker()
