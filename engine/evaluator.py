@@ -8,11 +8,11 @@ report and result under ``runs/<id>/evals/<design-id>/``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from engine.config import EvolveConfig
 from engine.genome import Genome
+from harness.cli_common import write_text_atomic
 from harness.jobspec import AgentSpec, DesignSpec, JobSpec, ModelSpec, ProtocolSpec
 from sandbox.backend import select_backend
 from sandbox.broker import Broker, BrokerConfig, Budget
@@ -23,11 +23,12 @@ from sandbox.limits import Limits
 HELDOUT = "heldout"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def store_artefacts(out: Path, spec: JobSpec, report: JobReport) -> None:
+    """Write a job's ``report.json``, ``result.json`` (when it has one) and ``job.json`` into ``out``."""
+    write_text_atomic(out / "report.json", report.model_dump_json(indent=2))
+    if report.result is not None:
+        write_text_atomic(out / "result.json", report.result.model_dump_json(indent=2))
+    write_text_atomic(out / "job.json", json.dumps(spec.model_dump(), indent=2))
 
 
 class Evaluator:
@@ -87,11 +88,7 @@ class Evaluator:
         spec = self.job_spec(genome, split, smoke=smoke, tag=tag)
         report = self.runner.run(spec)
         out = self.run_dir / "evals" / genome.id / (f"smoke{tag}" if smoke else f"{split}{tag}")
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / "report.json", report.model_dump_json(indent=2))
-        if report.result is not None:
-            write_atomic(out / "result.json", report.result.model_dump_json(indent=2))
-        write_atomic(out / "job.json", json.dumps(spec.model_dump(), indent=2))
+        store_artefacts(out, spec, report)
         return report, out
 
     def smoke_error(self, genome: Genome) -> str | None:

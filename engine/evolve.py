@@ -23,9 +23,9 @@ from rich.console import Console
 from archive import Archive
 from archive.errors import ArchiveError, ArchiveLocked
 from engine.config import ConfigError, EvolveConfig, load_config, to_toml
-from engine.evaluator import write_atomic
 from engine.genome import Genome
 from engine.validate import validate
+from harness.cli_common import write_text_atomic
 
 SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds"
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             if run_dir.exists():
                 raise ConfigError(f"{run_dir} already exists; resume it with --resume {run_dir}")
             run_dir.mkdir(parents=True)
-            write_atomic(run_dir / "config.toml", to_toml(config))
+            write_text_atomic(run_dir / "config.toml", to_toml(config))
         archive = Archive.open(run_dir, lock=True)
     except (ConfigError, BenchmarkError) as exc:
         console.print(f"[red]error:[/] {exc}")

@@ -360,17 +360,14 @@ class JobExecutor:
         self._jobs[job.key] = job
 
     def as_completed(self, timeout: float | None = None) -> Iterator[JobDone]:
-        from engine.evaluator import write_atomic
+        from engine.evaluator import store_artefacts
         from sandbox.job import JobReport
 
         for r in self.executor.as_completed(timeout):
             job = self._jobs.pop(r.key)
             report = JobReport.model_validate_json(r.value) if r.ok else None
             if report is not None:
-                write_atomic(job.out_dir / "report.json", report.model_dump_json(indent=2))
-                if report.result is not None:
-                    write_atomic(job.out_dir / "result.json", report.result.model_dump_json(indent=2))
-                write_atomic(job.out_dir / "job.json", json.dumps(job.spec.model_dump(), indent=2))
+                store_artefacts(job.out_dir, job.spec, report)
             yield JobDone(job, report, r.error, r.lost, r.where, r.wall_s)
 
     def close(self) -> None:

@@ -26,7 +26,7 @@ from rich.markup import escape
 
 from archive import Archive, ArchiveError, Design
 from engine.capabilities import capability_lines, static_audit
-from engine.evaluator import write_atomic
+from harness.cli_common import write_text_atomic
 from harness.design import contract_text
 from harness.loader import source_hash
 
@@ -152,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     module = module_name(design)
     static = static_audit(design.source)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / f"{module}.py", design.source)
+    write_text_atomic(out / f"{module}.py", design.source)
     replay = latest_replay(run_dir, design.id, recorded)
-    write_atomic(out / "README.md", readme(design, run_dir, module, replay, static))
+    write_text_atomic(out / "README.md", readme(design, run_dir, module, replay, static))
     console.print(f"exported {escape(design.name)} ({design.id}, audit {design.audit or 'none'}) to "
                   f"{out / (module + '.py')}")
     return EXIT_OK

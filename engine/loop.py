@@ -112,11 +112,9 @@ class Evolution:
     def seed(self, seeds_dir: Path) -> None:
         """Archive and evaluate the hand-crafted baselines (once: a resumed run keeps the seeds it started with,
         even if the files changed since)."""
-        if self.archive.get_meta("seeded", False):
-            files = []
-        else:
-            files = sorted(p for p in Path(seeds_dir).glob("*.py") if not p.name.startswith("_"))
-        if not files and not self.archive.get_meta("seeded", False):
+        seeded = bool(self.archive.get_meta("seeded", False))
+        files = [] if seeded else sorted(p for p in Path(seeds_dir).glob("*.py") if not p.name.startswith("_"))
+        if not files and not seeded:
             raise EngineError(f"no seed designs (*.py) in {seeds_dir}")
         for path in files:
             try:
@@ -205,7 +203,7 @@ class Evolution:
             child = op(genomes[: op.arity], rng)
             if child is None or child.id in self.archive:
                 continue
-            used = [p for p in parents[: op.arity]]
+            used = list(parents[: op.arity])
             self.archive.add_design(child.id, child.source, proposer=name, parents=used, step=step,
                                     name=f"{genomes[0].name}+{name}", code_vector=code_vector(child.source))
             self.archive.record_event("propose", {"design": child.id, "operator": name, "parents": used}, step=step)

@@ -46,9 +46,9 @@ from archive import Archive, ArchiveError, ArchiveLocked, Design, Evaluation, Un
 from engine.audit import full_verdict, runtime_summary
 from engine.capabilities import static_audit
 from engine.config import ConfigError, EvolveConfig, load_config
-from engine.evaluator import write_atomic
 from engine.replay_checks import job_problems, verify_cassette
 from engine.replay_report import compare, render_text
+from harness.cli_common import write_text_atomic
 from harness.jobspec import EvalResult, JobSpec
 from sandbox.limits import Limits
 
@@ -303,10 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         if snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
     doc["replayed"] = True
-    write_atomic(out_dir / "job.json", plan.job.model_dump_json(indent=2))
-    write_atomic(out_dir / "sandbox-report.json", report.model_dump_json(indent=2, exclude={"result"}))
+    write_text_atomic(out_dir / "job.json", plan.job.model_dump_json(indent=2))
+    write_text_atomic(out_dir / "sandbox-report.json", report.model_dump_json(indent=2, exclude={"result"}))
     if report.result is not None:
-        write_atomic(out_dir / "replay-result.json", report.result.model_dump_json(indent=2))
+        write_text_atomic(out_dir / "replay-result.json", report.result.model_dump_json(indent=2))
     archived_outcome = str(plan.archived_report.get("outcome", "ok" if plan.archived else "?"))
     doc["comparison"] = compare(plan.archived, archived_outcome, report.result, report.outcome.value)
     runtime = runtime_summary(report.model_dump(mode="json"))
@@ -322,9 +322,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _finish(doc: dict[str, Any], out_dir: Path, console: Console, code: int) -> int:
     doc["exit_code"] = code
-    write_atomic(out_dir / "replay.json", json.dumps(doc, indent=2, default=str))
+    write_text_atomic(out_dir / "replay.json", json.dumps(doc, indent=2, default=str))
     text = render_text(doc)
-    write_atomic(out_dir / "replay.txt", text)
+    write_text_atomic(out_dir / "replay.txt", text)
     c, verdict = doc["comparison"], doc["audit"]["verdict"]
     colour = {"clean": "green", "suspicious": "yellow", "hostile": "red"}.get(verdict, "red")
     if code == EXIT_INTEGRITY:

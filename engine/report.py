@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from archive import Archive, ArchiveError, Design, Evaluation
 from archive.store import DB_NAME
 from engine.report_html import CSS, JS, costs_tables, design_section, fmt_score, fmt_time, scores_table
 from engine.report_svg import Baseline, Node, a, history_svg, legend_svg, lineage_svg
+from harness.cli_common import write_text_atomic
 
 
 class ReportError(Exception):
@@ -241,29 +241,13 @@ baseline's on the same benchmark/split. Click a column to sort.</p>
 """
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Write the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``); returns its path.
     Raises :class:`ReportError`."""
     view = read_run(run_dir)
     path = Path(out) if out is not None else Path(run_dir) / "report.html"
     try:
-        write_atomic(path, render(view))
+        write_text_atomic(path, render(view))
     except OSError as exc:
         raise ReportError(f"cannot write the report to {path}: {exc.strerror or exc}") from exc
     return path

@@ -126,10 +126,20 @@ class ProtocolRun:
                     rec.won = False
                 rec.update_s = time.monotonic() - t1
         rec.wall_s = time.monotonic() - started
+        self._record(rec)
+        return rec
+
+    def _record(self, rec: EpisodeRecord) -> None:
         self.records.append(rec)
         if self.on_episode:
             self.on_episode(rec)
-        return rec
+
+    def _start_failed(self, specs: list[TaskSpec], phase: str, repeats, exc: DesignCallError) -> None:
+        """Every episode the design could not be constructed for counts as failed, with the reason."""
+        for r in repeats:
+            for spec in specs:
+                self._record(EpisodeRecord(task_id=spec.task_id, phase=phase, split=spec.split, repeat=r,
+                                           won=False, steps=0, error=f"design failed to start: {exc}"))
 
     async def _sequence(self, scratch: Path, specs: list[TaskSpec], phase: str, repeat: int, learn: bool):
         design = self._design(scratch)
@@ -138,12 +148,7 @@ class ProtocolRun:
             try:
                 await asyncio.to_thread(design.start)
             except DesignCallError as exc:
-                for spec in specs:
-                    rec = EpisodeRecord(task_id=spec.task_id, phase=phase, split=spec.split, repeat=repeat,
-                                        won=False, steps=0, error=f"design failed to start: {exc}")
-                    self.records.append(rec)
-                    if self.on_episode:
-                        self.on_episode(rec)
+                self._start_failed(specs, phase, [repeat], exc)
                 return
             for spec in specs:
                 await self._episode(design, env, spec, phase, repeat, learn)
@@ -168,11 +173,7 @@ class ProtocolRun:
             try:
                 await asyncio.to_thread(design.start)
             except DesignCallError as exc:
-                for r in range(repeats):
-                    for spec in specs:
-                        self.records.append(EpisodeRecord(
-                            task_id=spec.task_id, phase="deploy", split=spec.split, repeat=r, won=False,
-                            steps=0, error=f"design failed to start: {exc}"))
+                self._start_failed(specs, "deploy", range(repeats), exc)
                 return
             await asyncio.gather(*(one(spec, r) for r in range(repeats) for spec in specs))
         finally:
@@ -190,12 +191,12 @@ class ProtocolRun:
             tests = self.suite.split(p.split)[: p.n_test]
             if p.mode == "batched":
                 deploy_dir = self.scratch_root / "deploy"
-                shutil.copytree(collect_dir, deploy_dir, ignore=_logs)
+                shutil.copytree(collect_dir, deploy_dir)
                 await self._batched(deploy_dir, tests, p.repeats)
             else:
                 for r in range(p.repeats):
                     deploy_dir = self.scratch_root / f"deploy-{r}"
-                    shutil.copytree(collect_dir, deploy_dir, ignore=_logs)
+                    shutil.copytree(collect_dir, deploy_dir)
                     await self._sequence(deploy_dir, tests, "deploy", r, learn=True)
         finally:
             if self._tmp is not None:
@@ -221,10 +222,6 @@ class ProtocolRun:
             episodes=collect + deploy, usage=self.models.meter.snapshot(),
             design_errors=sum(r.error is not None for r in self.records), wall_s=wall_s,
         )
-
-
-def _logs(directory: str, names: list[str]) -> list[str]:
-    return [n for n in names if n.endswith(".stderr.log")]
 
 
 def run_job(job: JobSpec, models, **kwargs) -> EvalResult:

@@ -75,7 +75,6 @@ class HeuristicAgent:
         self.cursor = 0  # position in the memory text just after the last remembered action taken
         self.tried_in_state: Counter[tuple[int, str]] = Counter()
         self.tried: Counter[str] = Counter()
-        self.visits: Counter[int] = Counter()
         self.state = hash(observation)
         self.first_actions: tuple[str, ...] | None = None
         self.fixed_vocabulary = True
@@ -165,7 +164,6 @@ class HeuristicAgent:
         if not admissible_actions:
             raise ValueError("the environment offered no admissible action")
         self.state = self._state_key(observation, admissible_actions)
-        self.visits[self.state] += 1
         if self.fixed_vocabulary or (self.last and self._is_move(self.last)) or self.location is None:
             self.location = self.state if self.fixed_vocabulary else hash(observation.strip().split("\n")[0])
         obs_words = set(words(observation)) - STOPWORDS

@@ -151,8 +151,6 @@ class InProcessDesign:
 
     def __init__(self, source: str, name: str, scratch_dir: Path, models, *, timeout_s: float = 120.0,
                  events: list[dict] | None = None):
-        from harness.models.chat import AsyncLLM  # noqa: F401 - models.llm is an AsyncLLM
-
         self.source, self.name, self.scratch_dir = source, name, Path(scratch_dir)
         self.models = models
         self.timeout_s = timeout_s
