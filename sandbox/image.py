@@ -2,10 +2,10 @@
 
 ``python -m sandbox.image build`` builds ``alma-eval:<hash>`` from ``Dockerfile.eval`` unless that tag exists.
 The hash covers the harness's files, ``Dockerfile.eval`` and the pinned dependency set (the closure of the
-project's runtime dependencies at the versions installed on the host), so the image is rebuilt exactly when
-one of them changes. The build itself has no network: Python packages come from a wheelhouse made on the
-host with ``pip wheel`` (cached per dependency set), and the base image is the official slim Python image
-when present or pullable, else a local Debian made by :mod:`sandbox.rootfs`.
+project's runtime dependencies and its ``benchmarks`` extra, at the versions installed on the host), so the
+image is rebuilt exactly when one of them changes. The build itself has no network: Python packages come
+from a wheelhouse made on the host with ``pip wheel`` (cached per dependency set), and the base image is the
+official slim Python image when present or pullable, else a local Debian made by :mod:`sandbox.rootfs`.
 
 Other commands: ``tag`` (print the current tag), ``status`` (whether it is built), ``prune`` (remove
 older evaluation images and dangling build stages).
@@ -49,34 +49,54 @@ def _norm(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
 
+#: Optional-dependency groups of pyproject.toml that the image holds besides the core dependencies: the
+#: benchmarks (minihack/nle, alfworld and its planner), so that every benchmark runs inside the sandbox.
+IMAGE_EXTRAS = ("benchmarks",)
+
+
 def runtime_requirements() -> list[str]:
-    """The project's runtime dependencies (``[project].dependencies`` of pyproject.toml)."""
+    """The image's root requirements: ``[project].dependencies`` plus the :data:`IMAGE_EXTRAS` groups."""
     pyproject = REPO_ROOT / "pyproject.toml"
     if pyproject.is_file():
-        return list(tomllib.loads(pyproject.read_text())["project"]["dependencies"])
+        project = tomllib.loads(pyproject.read_text())["project"]
+        extras = project.get("optional-dependencies", {})
+        return [*project["dependencies"], *(r for group in IMAGE_EXTRAS for r in extras.get(group, []))]
     dist = metadata.distribution("alma-engine")
-    return [r for r in dist.requires or [] if "extra ==" not in r]
+    wanted = []
+    for raw in dist.requires or []:
+        req = Requirement(raw)
+        if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", *IMAGE_EXTRAS)):
+            req.marker = None
+            wanted.append(str(req))
+    return wanted
 
 
 def pinned_dependencies(roots: list[str] | None = None) -> list[str]:
-    """``name==version`` for every distribution in the closure of ``roots``, as installed on the host."""
-    env = {"extra": ""}
+    """``name==version`` for every distribution in the closure of ``roots``, as installed on the host.
+
+    A requirement's extras are followed (``textworld[pddl]`` brings what textworld's ``pddl`` extra needs)."""
     pins: dict[str, str] = {}
-    stack = [Requirement(r) for r in (roots or runtime_requirements())]
+    done: set[tuple[str, str]] = set()
+    stack = [(Requirement(r), "") for r in (roots or runtime_requirements())]
     while stack:
-        req = stack.pop()
-        if req.marker and not req.marker.evaluate(env):
+        req, via_extra = stack.pop()
+        if req.marker and not req.marker.evaluate({"extra": via_extra}):
             continue
         key = _norm(req.name)
-        if key in pins or key in _EXCLUDE:
+        if key in _EXCLUDE:
             continue
         try:
             dist = metadata.distribution(req.name)
         except metadata.PackageNotFoundError:
             raise ImageError(f"dependency {req.name!r} is not installed on the host; install the project "
-                             "(pip install -e .) so the image can pin the versions that were tested") from None
+                             "(scripts/setup.sh, or pip install -e '.[benchmarks]') so the image can pin the "
+                             "versions that were tested") from None
         pins[key] = dist.version
-        stack.extend(Requirement(r) for r in dist.requires or [])
+        for extra in ("", *sorted(req.extras)):
+            if (key, extra) in done:
+                continue
+            done.add((key, extra))
+            stack.extend((Requirement(r), extra) for r in dist.requires or [])
     return [f"{name}=={version}" for name, version in sorted(pins.items())]
 
 

@@ -97,6 +97,20 @@ def test_harness_job_ok_with_validated_result(runner_for):
     assert len(report.result.episodes) == 2 and report.scored and report.attempts == 1
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("benchmark", ["alfworld", "minihack", "babaisai"])
+def test_every_benchmark_runs_in_the_sandbox(runner_for, benchmark):
+    """The image (Docker) and the host venv (bubblewrap) both hold every benchmark; its suite is prepared on
+    the host and mounted read-only, and a seed design with memory plays it end to end."""
+    job = spec(seed("trajectory_retrieval"), "trajectory_retrieval").model_copy(update={"benchmark": benchmark})
+    report = runner_for().run(job)
+    assert report.outcome is Outcome.OK, (report.detail, report.stderr_tail)
+    assert report.result.benchmark == benchmark
+    episodes = report.result.episodes
+    assert [e.phase for e in episodes] == ["collect", "deploy"]
+    assert all(e.task_id.startswith(f"{benchmark}/") and e.steps >= 1 for e in episodes)
+
+
 def test_design_that_does_not_load_is_design_error(runner_for):
     report = runner_for().run(spec((REPO / "tests" / "bad_designs" / "syntax_error.py").read_text()))
     assert report.outcome is Outcome.DESIGN_ERROR and report.exit_code == 3 and report.result is None

@@ -77,6 +77,8 @@ def test_image_tag_hashes_harness_and_pins():
     pins = pinned_dependencies()
     names = {p.split("==")[0] for p in pins}
     assert {"openai", "pydantic", "numpy", "textworld", "libcst", "rich", "tenacity"} <= names
+    # every benchmark runs in the image: minihack with its binary nle, alfworld with textworld's pddl extra
+    assert {"minihack", "nle", "gymnasium", "alfworld", "fast-downward-textworld", "tatsu"} <= names
     assert "torch" not in names and "pip" not in names
     assert content_hash(pins) == content_hash(list(pins))
     assert content_hash(pins) != content_hash([*pins, "extra==1.0"])

@@ -31,6 +31,7 @@ generator version and alfworld's version. Both files are written to temporary na
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -278,6 +279,10 @@ class Generator:
         key = params.key()
         paths = game_paths(self.cache_dir, key)
         if check_cached(paths) is None:
+            for path in paths.values():  # entries cached by older versions were 0600: unreadable in the sandbox
+                if path.stat().st_mode & 0o044 != 0o044:
+                    with contextlib.suppress(OSError):
+                        path.chmod(0o644)
             return paths[GAME_EXT]
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -341,4 +346,5 @@ class Generator:
     def _tmp_path(self, key: str, ext: str) -> Path:
         fd, name = tempfile.mkstemp(prefix=f".tmp-{key}-", suffix=ext, dir=self.cache_dir)
         os.close(fd)
+        os.chmod(name, 0o644)  # mkstemp's 0600 would hide the game from the sandbox's own uid
         return Path(name)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tempfile
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -46,10 +47,16 @@ def default_cache_root() -> Path:
 
 
 def alfworld_data_dir() -> Path:
-    """``$ALFWORLD_DATA``; when unset it is set to ``<cache>/data`` (before alfworld is imported)."""
+    """``$ALFWORLD_DATA``; when unset it is set (before alfworld is imported, which creates the folder) to
+    ``<cache>/data``, or to a folder under the temp dir when the cache is read-only (inside the sandbox)."""
     value = os.environ.get("ALFWORLD_DATA")
     if not value:
-        value = str(default_cache_root() / "data")
+        folder = default_cache_root() / "data"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            folder = Path(tempfile.gettempdir()) / "alma-alfworld-data"
+        value = str(folder)
         os.environ["ALFWORLD_DATA"] = value
     return Path(value)
 
