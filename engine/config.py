@@ -79,6 +79,10 @@ class EvolveConfig(BaseModel):
     meta_share: float = Field(0.5, ge=0.0, le=1.0, description="share of steps proposed by the meta agent; "
                                                                 "the rest by libcst mutation/crossover")
     fix_rounds: int = Field(3, ge=0, le=10)
+    meta_edit: Literal["patch", "rewrite"] = Field(
+        "patch", description="how the meta agent edits a design: 'patch' asks for only the changed or new "
+                             "definitions and merges them into the parent (fits a small local model's output "
+                             "budget); 'rewrite' asks for the whole module")
     smoke_test: bool = Field(True, description="verify meta-agent designs with a one-task smoke evaluation")
     seeds_dir: str | None = Field(None, description="hand-crafted baselines (default: the packaged seeds/)")
     concurrency: int = Field(1, ge=1, le=64, description="workers of the executor")

@@ -50,7 +50,7 @@ class Evolution:
         self.log = log
         c = config
         self.meta = MetaAgent(_LazyChat(meta_models), fix_rounds=c.fix_rounds, temperature=c.meta.temperature,
-                              max_tokens=c.meta.max_tokens)
+                              max_tokens=c.meta.max_tokens, edit_mode=c.meta_edit)
         self.selector = ParentSelector(c.selection, seed=c.seed, tau=c.tau, alpha=c.alpha,
                                        benchmark=c.eval.benchmark, split=c.eval.split, exclude_suspicious=False)
         self.selector.restore(archive)

@@ -1,6 +1,10 @@
 """The Meta Agent (LLM): analyse a parent design -> plan (JSON) -> implement -> verify, with a bounded fix loop.
 
-Every attempt (broken or not) is returned, so the caller can archive both the broken design and its fix.
+Two edit modes: ``"patch"`` (the default) asks the model for only the changed or new definitions and merges
+them into the design with :func:`engine.patch.apply_patch` (a fix is merged into the failed attempt, or into
+the parent when the attempt has no code), which fits a small local model's output budget; ``"rewrite"`` asks
+for the whole module. Every attempt (broken or not) is returned, so the caller can archive both the broken
+design and its fix.
 Verification = the validator (libcst contract + safety policy + ruff) and, when given, a smoke evaluation
 callback that returns an error text (traceback) or None.
 """
@@ -11,26 +15,34 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.genome import Genome, GenomeError
+from engine.genome import Genome, GenomeError, design_class_name
+from engine.patch import PatchError, apply_patch
 from engine.prompts import load_prompt
 from engine.validate import ValidationReport, policy_text, validate
-from harness.design import contract_text
+from harness.design import CONTRACT, contract_text
 from harness.errors import ModelError
+
+#: How the model edits a design: only the changed definitions (merged), or the whole module.
+EDIT_MODES = ("patch", "rewrite")
 
 
 @dataclass
 class Attempt:
-    """One implementation attempt: its genome (None when no code could be extracted) and what failed."""
+    """One implementation attempt: its genome (None when no code could be extracted, or a patch could not be
+    merged: ``patch_error``) and what failed."""
 
     genome: Genome | None
     report: ValidationReport | None = None
     smoke_error: str | None = None
+    patch_error: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.genome is not None and self.report is not None and self.report.ok and not self.smoke_error
 
     def problems(self) -> str:
+        if self.genome is None and self.patch_error:
+            return f"The reply could not be merged into the design: {self.patch_error}"
         if self.genome is None:
             return "No Python code block was found in the reply."
         if self.report is not None and not self.report.ok:
@@ -53,7 +65,11 @@ class Proposal:
 class MetaAgent:
     """Drives a chat client (``harness.models.chat.ChatClient``) through analyse/implement/fix."""
 
-    def __init__(self, chat, *, fix_rounds: int = 3, temperature: float = 0.7, max_tokens: int = 1500):
+    def __init__(self, chat, *, fix_rounds: int = 3, temperature: float = 0.7, max_tokens: int = 1500,
+                 edit_mode: str = "patch"):
+        if edit_mode not in EDIT_MODES:
+            raise ValueError(f"edit_mode must be one of {', '.join(EDIT_MODES)}, not {edit_mode!r}")
+        self.edit_mode = edit_mode
         self.chat = chat
         self.fix_rounds = fix_rounds
         self.temperature = temperature
@@ -79,11 +95,24 @@ class MetaAgent:
             analysis, plan = "", reply.strip()
         return analysis, plan or "Improve retrieval relevance and store the successful action sequences."
 
-    def _implement(self, parent: Genome, plan: str) -> str:
-        return self._ask(load_prompt("implement").format(contract=contract_text(), policy=policy_text(),
-                                                         source=parent.source, plan=plan))
+    @property
+    def _patch(self) -> bool:
+        return self.edit_mode == "patch"
 
-    def _attempt(self, reply: str, parent: Genome, verify: Callable[[Genome], str | None] | None) -> Attempt:
+    def _implement(self, parent: Genome, plan: str) -> str:
+        name = "implement_patch" if self._patch else "implement"
+        prompt = load_prompt(name).format(contract=contract_text(), policy=policy_text(), plan=plan,
+                                          source=parent.source, class_name=_class_name(parent.source))
+        return self._ask(prompt)
+
+    def _attempt(self, reply: str, parent: Genome, verify: Callable[[Genome], str | None] | None,
+                 base: str | None = None) -> Attempt:
+        """Verify the reply (patch mode: merged into ``base``, by default the parent's source)."""
+        if self._patch:
+            try:
+                reply = apply_patch(parent.source if base is None else base, reply)
+            except PatchError as exc:
+                return Attempt(genome=None, patch_error=str(exc))
         try:
             genome = Genome.from_text(reply, operator="meta", parents=(parent.id,))
         except GenomeError:
@@ -107,11 +136,21 @@ class MetaAgent:
         for _ in range(self.fix_rounds):
             if attempt.ok:
                 break
-            source = attempt.genome.source if attempt.genome is not None else "(no code)"
-            reply = self._ask(load_prompt("fix").format(source=source, problems=attempt.problems()))
-            attempt = self._attempt(reply, parent, verify)
+            if self._patch:
+                base = attempt.genome.source if attempt.genome is not None else parent.source
+                reply = self._ask(load_prompt("fix_patch").format(source=base, problems=attempt.problems(),
+                                                                  class_name=_class_name(base)))
+                attempt = self._attempt(reply, parent, verify, base=base)
+            else:
+                source = attempt.genome.source if attempt.genome is not None else "(no code)"
+                reply = self._ask(load_prompt("fix").format(source=source, problems=attempt.problems()))
+                attempt = self._attempt(reply, parent, verify)
             proposal.attempts.append(attempt)
         return proposal
 
 
-__all__ = ["Attempt", "MetaAgent", "ModelError", "Proposal"]
+def _class_name(source: str) -> str:
+    return design_class_name(source) or f"Your{CONTRACT['base_class']}"
+
+
+__all__ = ["EDIT_MODES", "Attempt", "MetaAgent", "ModelError", "Proposal"]
