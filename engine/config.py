@@ -72,6 +72,9 @@ class EvolveConfig(BaseModel):
     steps: int = Field(8, ge=0)
     seed: int = 0
     budget_tokens: int | None = Field(None, ge=1, description="stop cleanly once meta+task tokens reach this")
+    budget_minutes: float | None = Field(
+        None, gt=0, description="no new step starts once seeding and steps have taken this many minutes "
+                                "(counted across resumes); the held-out table follows")
     selection: Literal["softmax", "greedy", "novelty"] = "softmax"
     tau: float = Field(0.5, gt=0)
     alpha: float = Field(0.5, ge=0)

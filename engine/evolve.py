@@ -5,7 +5,7 @@ libcst mutation/crossover) -> validate -> evaluate in the sandbox -> archive, an
 designs against every baseline on the held-out split. Everything lives in ``runs/<run-id>/``; after a crash
 or kill, ``--resume RUN_DIR`` continues with nothing lost or counted twice.
 
-Exit codes: 0 done (or stopped cleanly at the token budget), 2 bad input (config, benchmark, seeds, a run
+Exit codes: 0 done (or stopped cleanly at the token or time budget), 2 bad input (config, benchmark, seeds, a run
 directory that is locked or missing), 3 the run could not go on (infrastructure), 130 interrupted.
 """
 
@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", help="benchmark to evolve on (default from config: textworld)")
     p.add_argument("--steps", type=int, help="evolution steps (default from config: 8)")
     p.add_argument("--budget-tokens", type=int, help="stop cleanly when meta+task tokens reach this")
+    p.add_argument("--budget-minutes", type=float,
+                   help="start no new step after this many minutes of seeding and steps (across resumes)")
+    p.add_argument("--meta-edit", choices=["patch", "rewrite"],
+                   help="the meta agent writes only changed definitions (patch) or whole modules (rewrite)")
     p.add_argument("--seed", type=int, help="run seed (selection, proposers, task suite)")
     p.add_argument("--backend", choices=["auto", "docker", "bubblewrap", "none"], help="sandbox backend")
     p.add_argument("--agent", choices=["heuristic", "llm"], help="task agent")
@@ -55,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def overrides(args: argparse.Namespace) -> dict:
     return {"eval.benchmark": args.benchmark, "steps": args.steps, "budget_tokens": args.budget_tokens,
+            "budget_minutes": args.budget_minutes, "meta_edit": args.meta_edit,
             "seed": args.seed, "sandbox.backend": args.backend, "eval.agent": args.agent,
             "meta.base_url": args.meta_base_url, "meta.model": args.meta_model, "task.base_url": args.task_base_url,
             "task.model": args.task_model, "runs_dir": args.runs_dir, "executor": args.executor,
@@ -145,8 +150,10 @@ def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console,
         log(f"executor: ray ({config.ray_address or 'started on this machine'})")
     with open_models(meta_settings) as meta_models:
         evo = Evolution(config, run_dir, archive, evaluator, meta_models, log=log, jobs=jobs)
+        clock = SearchClock(archive)
         try:
             evo.seed(seeds)
+            clock.save()
             refresh_report(run_dir, log)
             evo.recover()
             stopped = None
@@ -154,13 +161,19 @@ def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console,
                 if config.budget_tokens is not None and evo.tokens_used() >= config.budget_tokens:
                     stopped = f"token budget reached ({evo.tokens_used()} >= {config.budget_tokens})"
                     break
+                if config.budget_minutes is not None and clock.minutes() >= config.budget_minutes:
+                    stopped = (f"time budget reached ({clock.minutes():.1f} >= {config.budget_minutes:g} minutes "
+                               f"of seeding and steps) after {evo.steps_done()} of {config.steps} steps")
+                    break
                 step = evo.steps_done() + 1
                 child = evo.run_step(step)
                 best = archive.best(1, benchmark=config.eval.benchmark, split=config.eval.split)
                 best_text = f"{best[0].name} {best[0].score:.3f}" if best and best[0].score is not None else "-"
                 log(f"step {step}/{config.steps}: " + (f"{archive.get(child).name}: {evo._score_text(child)}"
                                                        if child else "nothing new") +
-                    f" | best {best_text} | archive {archive.count()} | tokens {evo.tokens_used()}")
+                    f" | best {best_text} | archive {archive.count()} | tokens {evo.tokens_used()}"
+                    f" | {clock.minutes():.1f} min")
+                clock.save()
                 refresh_report(run_dir, log)
             if stopped:
                 console.print(f"[yellow]stopping: {stopped}")
@@ -179,6 +192,21 @@ def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console,
             if jobs is not None:
                 jobs.close()
     return 0
+
+
+class SearchClock:
+    """Minutes a run has spent seeding and stepping, across resumes (kept in the archive's meta table)."""
+
+    def __init__(self, archive: Archive):
+        self.archive = archive
+        self.before = float(archive.get_meta("search_seconds", 0.0))
+        self.started = time.monotonic()
+
+    def minutes(self) -> float:
+        return (self.before + time.monotonic() - self.started) / 60
+
+    def save(self) -> None:
+        self.archive.set_meta("search_seconds", round(self.minutes() * 60, 3))
 
 
 def refresh_report(run_dir: Path, log) -> Path | None:

@@ -150,6 +150,25 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path, openai_server
     assert len([d for d in designs if d.proposer == "seed"]) == 5
 
 
+def test_time_budget_stops_cleanly_and_counts_across_resume(tmp_path, openai_server):
+    cfg = write_config(tmp_path, openai_server, steps=2, meta_share=0.0)
+    run_dir = tmp_path / "runs" / "clock"
+    first = evolve("--config", str(cfg), "--name", "clock", "--budget-minutes", "0.0001")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "time budget reached" in first.stderr and "after 0 of 2 steps" in first.stderr
+    assert "held-out" in first.stderr  # the final table still comes
+    steps, _, _ = _counts(run_dir)
+    with Archive.open(run_dir, lock=False) as archive:
+        spent = float(archive.get_meta("search_seconds"))
+    assert steps == [] and spent > 0
+    resumed = evolve("--resume", str(run_dir), "--budget-minutes", "600")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    steps, _, _ = _counts(run_dir)
+    with Archive.open(run_dir, lock=False) as archive:
+        assert float(archive.get_meta("search_seconds")) > spent  # the clock went on from where it was
+    assert sorted(steps) == [1, 2] and "time budget reached" not in resumed.stderr
+
+
 def test_bad_input_gives_clear_errors_and_writes_nothing(tmp_path):
     runs = tmp_path / "runs"
     proc = evolve("--benchmark", "nethack9", "--runs-dir", str(runs), timeout=120)
