@@ -1,7 +1,9 @@
 """The offline default of ``python -m engine.evolve`` with a fixed budget; prints the best held-out success of an
 evolved design against no memory and against the best hand-crafted baseline.
 
-    python benchmarks/evolve_offline.py [--steps 8] [--budget-tokens 400000] [--run-dir RUN_DIR]
+    python benchmarks/evolve_offline.py [--steps N] [--budget-tokens N] [--budget-minutes M] [--run-dir RUN_DIR]
+
+With no flags it runs exactly the default command (``python -m engine.evolve`` with no flags) and times it.
 
 With --run-dir it only summarises an existing run (e.g. one that ``python -m engine.evolve`` already made).
 """
@@ -53,16 +55,19 @@ def summarise(run_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--budget-tokens", type=int, default=400_000)
+    parser.add_argument("--steps", type=int, help="default: the config's (8)")
+    parser.add_argument("--budget-tokens", type=int, help="default: none")
+    parser.add_argument("--budget-minutes", type=float, help="default: the config's (12)")
     parser.add_argument("--run-dir", type=Path)
     args = parser.parse_args()
     run_dir = args.run_dir
     if run_dir is None:
         name = "bench-" + time.strftime("%Y%m%d-%H%M%S")
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "engine.evolve", "--name", name, "--steps", str(args.steps),
-                               "--budget-tokens", str(args.budget_tokens)], cwd=REPO)
+        flags = [f"--{k.replace('_', '-')}={v}" for k, v in
+                 (("steps", args.steps), ("budget_tokens", args.budget_tokens),
+                  ("budget_minutes", args.budget_minutes)) if v is not None]
+        proc = subprocess.run([sys.executable, "-m", "engine.evolve", "--name", name, *flags], cwd=REPO)
         print(f"engine.evolve exited {proc.returncode} after {time.monotonic() - started:.0f} s")
         run_dir = REPO / "runs" / name
     summarise(run_dir)

@@ -82,7 +82,9 @@ def main() -> int:
                                    "first_ok": bool(proposal.attempts and proposal.attempts[0].ok),
                                    "final_ok": proposal.final is not None,
                                    "problems": [a.problems().splitlines()[0][:160]
-                                                for a in proposal.attempts if not a.ok]}
+                                                for a in proposal.attempts if not a.ok],
+                                   "unusable_replies": [a.reply[:300] for a in proposal.attempts
+                                                        if a.genome is None]}
                             rows.append(row)
                             print(json.dumps(row), flush=True)
         finally:

@@ -73,13 +73,14 @@ class EvolveConfig(BaseModel):
     seed: int = 0
     budget_tokens: int | None = Field(None, ge=1, description="stop cleanly once meta+task tokens reach this")
     budget_minutes: float | None = Field(
-        None, gt=0, description="no new step starts once seeding and steps have taken this many minutes "
-                                "(counted across resumes); the held-out table follows")
+        12.0, gt=0, description="no new step starts once seeding and steps have taken this many minutes "
+                                "(counted across resumes); the held-out table follows. The default keeps the "
+                                "offline default run near 20 minutes on 2 cores")
     selection: Literal["softmax", "greedy", "novelty"] = "softmax"
     tau: float = Field(0.5, gt=0)
     alpha: float = Field(0.5, ge=0)
     parents: int = Field(1, ge=1, le=4)
-    meta_share: float = Field(0.5, ge=0.0, le=1.0, description="share of steps proposed by the meta agent; "
+    meta_share: float = Field(0.25, ge=0.0, le=1.0, description="share of steps proposed by the meta agent; "
                                                                 "the rest by libcst mutation/crossover")
     fix_rounds: int = Field(3, ge=0, le=10)
     meta_edit: Literal["patch", "rewrite"] = Field(

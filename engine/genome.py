@@ -37,6 +37,7 @@ _FENCE_RE = re.compile(
     r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[\w.+-]*)[^\n]*\n(?P<body>.*?)^[ \t]*(?P=fence)[ \t]*$",
     re.MULTILINE | re.DOTALL,
 )
+_OPEN_FENCE_RE = re.compile(r"^[ \t]*(?:`{3,}|~{3,})[ \t]*(?:python3?|py3?)?[ \t]*\n", re.MULTILINE | re.IGNORECASE)
 _PYTHON_INFO = {"python", "py", "python3", "py3"}
 _INDENT_TAB = 4  # a tab in indentation becomes this many spaces (any width keeps valid Python's structure)
 
@@ -56,12 +57,14 @@ def parses(source: str) -> bool:
 
 def extract_code(text: str) -> str:
     """The Python code in ``text``: the text itself when it already parses, else the largest fenced block
-    tagged ``python`` (or ``py``), else the largest fenced block of any kind, else the text unchanged."""
+    tagged ``python`` (or ``py``), else the largest fenced block of any kind, else what follows a fence that
+    is never closed, else the text unchanged."""
     if parses(text):
         return text
     blocks = [(m.group("info").lower(), m.group("body")) for m in _FENCE_RE.finditer(text)]
-    if not blocks:
-        return text
+    if not blocks:  # a fence that is never closed (a small model's habit, or a reply cut at max_tokens)
+        opened = _OPEN_FENCE_RE.search(text)
+        return _dedent(text[opened.end():]) if opened else text
     tagged = [body for info, body in blocks if info in _PYTHON_INFO]
     return _dedent(max(tagged or [body for _, body in blocks], key=len))
 

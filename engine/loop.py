@@ -245,8 +245,11 @@ class Evolution:
                 if attempt.report is not None:
                     self.archive.set_findings(g.id, [f.__dict__ for f in attempt.report.findings])
                 self.archive.set_status(g.id, "invalid", attempt.problems()[:1000])
+        # replies that gave no design at all (unparsable, unmergeable) are kept here, for the person reading
+        unusable = [{"attempt": i, "problem": a.problems()[:500], "reply": a.reply[:2000]}
+                    for i, a in enumerate(proposal.attempts) if a.genome is None]
         self.archive.record_event("propose", {"design": final_id, "operator": "meta_agent",
-                                              "attempts": len(proposal.attempts)}, step=step)
+                                              "attempts": len(proposal.attempts), "unusable": unusable}, step=step)
         return final_id
 
     def _improvement_example(self, parent) -> str:

@@ -35,6 +35,7 @@ class Attempt:
     report: ValidationReport | None = None
     smoke_error: str | None = None
     patch_error: str | None = None
+    reply: str = ""  # the model's raw reply (kept for the logs when no genome came out of it)
 
     @property
     def ok(self) -> bool:
@@ -108,18 +109,19 @@ class MetaAgent:
     def _attempt(self, reply: str, parent: Genome, verify: Callable[[Genome], str | None] | None,
                  base: str | None = None) -> Attempt:
         """Verify the reply (patch mode: merged into ``base``, by default the parent's source)."""
+        raw = reply
         if self._patch:
             try:
                 reply = apply_patch(parent.source if base is None else base, reply)
             except PatchError as exc:
-                return Attempt(genome=None, patch_error=str(exc))
+                return Attempt(genome=None, patch_error=str(exc), reply=raw)
         try:
             genome = Genome.from_text(reply, operator="meta", parents=(parent.id,))
         except GenomeError:
-            return Attempt(genome=None)
+            return Attempt(genome=None, reply=raw)
         if not genome.source.strip():
-            return Attempt(genome=None)
-        attempt = Attempt(genome=genome, report=validate(genome.source))
+            return Attempt(genome=None, reply=raw)
+        attempt = Attempt(genome=genome, report=validate(genome.source), reply=raw)
         if attempt.report.ok and verify is not None:
             attempt.smoke_error = verify(genome)
         return attempt

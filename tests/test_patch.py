@@ -209,7 +209,7 @@ def test_patch_mode_fix_loop_repairs_a_broken_patch(broken, shown):
                                                      logs="(no logs)")
     assert proposal.plan == "show three trajectories" and len(proposal.attempts) == 2
     first, second = proposal.attempts
-    assert not first.ok and shown in first.problems()
+    assert not first.ok and shown in first.problems() and first.reply == broken  # kept for the logs
     assert (first.patch_error is not None) == (first.genome is None)
     assert second.ok and proposal.final is second.genome and second.genome.parents == (parent.id,)
     assert "TOP_K = 3" in second.genome.source and "eval('3')" not in second.genome.source

@@ -199,6 +199,8 @@ def test_fenced_and_unfenced_sources_hash_equal():
     assert Genome.from_text(shell).source == normalise_source(MINIMAL)
     untagged = f"```\nx = 1\n```\n\n```\n{MINIMAL}```\n"
     assert extract_code(untagged).strip() == MINIMAL.strip()
+    unclosed = "Here is the change:\n```python\n" + MINIMAL  # the model never closed its fence
+    assert extract_code(unclosed).strip() == MINIMAL.strip()
 
 
 def test_layout_differences_hash_equal():
