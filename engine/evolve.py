@@ -166,6 +166,8 @@ def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console,
                                f"of seeding and steps) after {evo.steps_done()} of {config.steps} steps")
                     break
                 step = evo.steps_done() + 1
+                if config.budget_minutes is not None:
+                    evo.deadline = time.monotonic() + (config.budget_minutes - clock.minutes()) * 60
                 child = evo.run_step(step)
                 best = archive.best(1, benchmark=config.eval.benchmark, split=config.eval.split)
                 best_text = f"{best[0].name} {best[0].score:.3f}" if best and best[0].score is not None else "-"

@@ -48,6 +48,8 @@ class Evolution:
         self.jobs = jobs  # an engine.executors.JobExecutor (Ray), or None: evaluations run here
         self.meta_models = meta_models
         self.log = log
+        #: time.monotonic() after which the meta agent starts no further fix round (the run's time budget)
+        self.deadline: float | None = None
         c = config
         self.meta = MetaAgent(_LazyChat(meta_models), fix_rounds=c.fix_rounds, temperature=c.meta.temperature,
                               max_tokens=c.meta.max_tokens, edit_mode=c.meta_edit)
@@ -226,7 +228,8 @@ class Evolution:
         proposal = self.meta.propose(genome, score=s.score if s else None, baseline=base.score if base else None,
                                      benchmark=self.config.eval.benchmark,
                                      logs=summarise_result(result, rng=random.Random(step)),
-                                     example=self._improvement_example(parent), verify=verify)
+                                     example=self._improvement_example(parent), verify=verify,
+                                     deadline=self.deadline)
         tokens = self.meta_models.meter.total_tokens() - before
         self._add_tokens(tokens)
         final_id = None

@@ -12,6 +12,7 @@ callback that returns an error text (traceback) or None.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -127,16 +128,18 @@ class MetaAgent:
         return attempt
 
     def propose(self, parent: Genome, *, score: float | None, baseline: float | None, benchmark: str,
-                logs: str, example: str = "", verify: Callable[[Genome], str | None] | None = None) -> Proposal:
-        """Analyse, plan, implement, and fix up to ``fix_rounds`` times. Raises ModelError when the model
-        cannot be reached (the caller decides whether that ends the step)."""
+                logs: str, example: str = "", verify: Callable[[Genome], str | None] | None = None,
+                deadline: float | None = None) -> Proposal:
+        """Analyse, plan, implement, and fix up to ``fix_rounds`` times; no fix round starts after ``deadline``
+        (a ``time.monotonic()`` value). Raises ModelError when the model cannot be reached (the caller decides
+        whether that ends the step)."""
         proposal = Proposal()
         proposal.analysis, proposal.plan = self.analyse(parent, score=score, baseline=baseline,
                                                         benchmark=benchmark, logs=logs, example=example)
         attempt = self._attempt(self._implement(parent, proposal.plan), parent, verify)
         proposal.attempts.append(attempt)
         for _ in range(self.fix_rounds):
-            if attempt.ok:
+            if attempt.ok or (deadline is not None and time.monotonic() >= deadline):
                 break
             if self._patch:
                 base = attempt.genome.source if attempt.genome is not None else parent.source

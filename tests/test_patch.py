@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import libcst as cst
@@ -229,3 +230,11 @@ def test_rewrite_mode_is_kept_and_patch_is_the_configured_default():
     assert EvolveConfig().meta_edit == "patch"
     with pytest.raises(ValueError, match="edit_mode"):
         MetaAgent(chat, edit_mode="diff")
+
+
+def test_no_fix_round_starts_after_the_deadline():
+    chat = ScriptedChat(PLAN, TRUNCATED, GOOD)
+    proposal = MetaAgent(chat, fix_rounds=3).propose(Genome.from_text(TRAJ), score=0.2, baseline=0.1,
+                                                     benchmark="textworld", logs="(no logs)",
+                                                     deadline=time.monotonic() - 1)
+    assert len(proposal.attempts) == 1 and proposal.final is None  # the fix (GOOD) was never asked for
