@@ -186,6 +186,12 @@ class Evolution:
         rng = random.Random(stable_seed(self.config.seed, "propose", step))
         use_meta = rng.random() < self.config.meta_share
         started = time.monotonic()
+        expected = self._meta_seconds()
+        if use_meta and self.deadline is not None and expected and started + expected > self.deadline:
+            self.log(f"step {step}: a meta-agent step takes ~{expected / 60:.1f} min here, more than the time "
+                     "budget has left; using a structural operator")
+            self.archive.record_event("meta_skipped", {"expected_s": round(expected, 1)}, step=step)
+            use_meta = False
         if use_meta:
             try:
                 return self._propose_meta(step, parents[0], started)
@@ -252,8 +258,15 @@ class Evolution:
         unusable = [{"attempt": i, "problem": a.problems()[:500], "reply": a.reply[:2000]}
                     for i, a in enumerate(proposal.attempts) if a.genome is None]
         self.archive.record_event("propose", {"design": final_id, "operator": "meta_agent",
-                                              "attempts": len(proposal.attempts), "unusable": unusable}, step=step)
+                                              "attempts": len(proposal.attempts), "unusable": unusable,
+                                              "seconds": round(time.monotonic() - started, 1)}, step=step)
         return final_id
+
+    def _meta_seconds(self) -> float | None:
+        """The median duration of this run's earlier meta-agent proposals (None before the first)."""
+        took = sorted(e.payload["seconds"] for e in self.archive.events("propose")
+                      if e.payload.get("operator") == "meta_agent" and "seconds" in e.payload)
+        return took[len(took) // 2] if took else None
 
     def _improvement_example(self, parent) -> str:
         if not parent.parents:

@@ -102,7 +102,17 @@ def test_meta_agent_fix_loop_repairs_a_broken_design_and_archives_both(tmp_path,
         assert "eval" not in fixed.source and fixed.plan == "store solved action lists"
         assert fixed.analysis == "the parent forgets solutions" and fixed.parents
         assert fixed.score_on("babaisai", "id") is not None and fixed.audit == "clean"
+        took = [e.payload["seconds"] for e in archive.events("propose") if e.payload["operator"] == "meta_agent"]
+        assert len(took) == 1 and took[0] > 0
+        # as if meta steps took an hour here: with 30 minutes of budget left, the next step is structural
+        archive.record_event("propose", {"design": None, "operator": "meta_agent", "seconds": 3600.0}, step=0)
     assert "best designs vs baselines" in proc.stderr
+    resumed = evolve("--resume", str(tmp_path / "runs" / "meta"), "--steps", "2", "--budget-minutes", "30")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "more than the time budget has left" in resumed.stderr
+    with Archive.open(tmp_path / "runs" / "meta", lock=False) as archive:
+        assert [e.step for e in archive.events("meta_skipped")] == [2]
+        assert [e.payload["operator"] for e in archive.events("propose", step=2)] != ["meta_agent"]
 
 
 def _counts(run_dir: Path):
