@@ -15,6 +15,7 @@ them into the design:
   module-level def whose first parameter is ``self`` is taken as a method of the design class;
 * any other class replaces the same-named module-level class, else it is added before the design class.
 
+A reply cut off mid-definition (the output limit) keeps its complete top-level definitions before the cut.
 A reply that is a complete design module is merged the same way, except that its module docstring (or none)
 replaces the design's, which described the old code; then :func:`engine.splice.prune` drops what no contract
 method reaches any more (the old methods' helpers). The result is source text; the caller validates it
@@ -157,6 +158,21 @@ def _complete(module: cst.Module) -> bool:
                for c in design_classes(module))
 
 
+def _salvage(code: str) -> cst.Module | None:
+    """The longest prefix of ``code`` that ends before a top-level statement and parses: the complete
+    definitions of a reply cut off at the output limit (a small model often echoes the whole design)."""
+    lines = code.split("\n")
+    starts = [i for i, line in enumerate(lines) if line[:1].isalpha() or line[:1] in "_@"]
+    for cut in reversed(starts[1:]):
+        try:
+            module = cst.parse_module("\n".join(lines[:cut]) + "\n")
+        except cst.ParserSyntaxError:
+            continue
+        if any(not _is_docstring(stmt) for stmt in module.body):
+            return module
+    return None
+
+
 def apply_patch(parent_source: str, reply_code: str) -> str:
     """``parent_source`` with the definitions of ``reply_code`` (code, or a reply with the code in a markdown
     fence) merged in, as normalised source text. Raises :class:`PatchError` when the reply is not Python,
@@ -173,8 +189,10 @@ def apply_patch(parent_source: str, reply_code: str) -> str:
     try:
         reply = cst.parse_module(normalise_source(reply_code))
     except cst.ParserSyntaxError as exc:
-        raise PatchError(f"the reply's code is not valid Python (line {exc.raw_line}: {exc.message}); reply "
-                         "with complete definitions in one ```python block") from exc
+        reply = _salvage(normalise_source(reply_code))
+        if reply is None:
+            raise PatchError(f"the reply's code is not valid Python (line {exc.raw_line}: {exc.message}); "
+                             "reply with complete definitions in one ```python block") from exc
     body = list(parent.body)
     top = 0 if body and _is_docstring(body[0]) else -1
     before = next(i for i, s in enumerate(body) if s is design)

@@ -14,7 +14,7 @@ import libcst as cst
 import pytest
 
 from engine.config import EvolveConfig
-from engine.genome import Genome, class_members, design_classes
+from engine.genome import Genome, class_members, design_classes, normalise_source
 from engine.meta_agent import MetaAgent
 from engine.patch import PatchError, apply_patch
 from engine.validate import validate
@@ -238,3 +238,13 @@ def test_no_fix_round_starts_after_the_deadline():
                                                      benchmark="textworld", logs="(no logs)",
                                                      deadline=time.monotonic() - 1)
     assert len(proposal.attempts) == 1 and proposal.final is None  # the fix (GOOD) was never asked for
+
+
+def test_a_reply_cut_off_at_the_output_limit_keeps_its_complete_definitions():
+    echoed = TRAJ.replace("TOP_K = 2 ", "TOP_K = 4 ", 1)
+    cut = echoed[: echoed.index("    async def update")] + "    async def upd"  # cut mid-method
+    child = apply_patch(TRAJ, "```python\n" + cut)
+    assert "TOP_K = 4 " in child and validate(child).ok
+    assert child.replace("TOP_K = 4 ", "TOP_K = 2 ", 1) == normalise_source(TRAJ)  # nothing else changed
+    with pytest.raises(PatchError, match="changes nothing"):  # an unchanged echo, cut off
+        apply_patch(TRAJ, "```python\n" + TRAJ[: TRAJ.index("    async def update")] + "    async def upd")
