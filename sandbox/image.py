@@ -83,7 +83,8 @@ def pinned_dependencies(roots: list[str] | None = None) -> list[str]:
         if req.marker and not req.marker.evaluate({"extra": via_extra}):
             continue
         key = _norm(req.name)
-        if key in _EXCLUDE:
+        todo = [extra for extra in ("", *sorted(req.extras)) if (key, extra) not in done]
+        if key in _EXCLUDE or not todo:
             continue
         try:
             dist = metadata.distribution(req.name)
@@ -92,9 +93,7 @@ def pinned_dependencies(roots: list[str] | None = None) -> list[str]:
                              "(scripts/setup.sh, or pip install -e '.[benchmarks]') so the image can pin the "
                              "versions that were tested") from None
         pins[key] = dist.version
-        for extra in ("", *sorted(req.extras)):
-            if (key, extra) in done:
-                continue
+        for extra in todo:
             done.add((key, extra))
             stack.extend((Requirement(r), extra) for r in dist.requires or [])
     return [f"{name}=={version}" for name, version in sorted(pins.items())]

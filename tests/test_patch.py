@@ -22,30 +22,13 @@ from harness.design import Toolkit
 from harness.loader import load_design_source
 from harness.models.embed import HashingEmbedder
 from harness.types import Task
+from tests.test_evolve import FIXED as NOTES
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = {p.stem: p.read_text(encoding="utf-8") for p in sorted((ROOT / "seeds").glob("*.py"))
          if p.name != "__init__.py"}
 TRAJ = SEEDS["trajectory_retrieval"]
 
-NOTES = '''```python
-from harness.design import MemoryDesign
-
-
-class Notes(MemoryDesign):
-    def _path(self):
-        return self.toolkit.scratch_dir / "notes.txt"
-
-    async def retrieve(self, task):
-        if not self._path().exists():
-            return {}
-        return {"text": self._path().read_text()[-2000:]}
-
-    async def update(self, episode):
-        if episode.won:
-            with open(self._path(), "a") as fh:
-                fh.write("solved: " + " -> ".join(episode.actions) + "\\n")
-```'''
 TRUNCATED = "```python\nclass TrajectoryRetrieval(MemoryDesign):\n    async def retrieve(self, task)\n```"
 
 
