@@ -23,6 +23,7 @@ from engine.logs import load_result, summarise_result
 from engine.meta_agent import MetaAgent
 from engine.mutate import OPERATORS
 from engine.validate import validate
+from harness.agents.prompts import memory_notes
 from harness.errors import ModelError
 from harness.protocol import stable_seed
 
@@ -52,7 +53,8 @@ class Evolution:
         self.deadline: float | None = None
         c = config
         self.meta = MetaAgent(_LazyChat(meta_models), fix_rounds=c.fix_rounds, temperature=c.meta.temperature,
-                              max_tokens=c.meta.max_tokens, edit_mode=c.meta_edit)
+                              max_tokens=c.meta.max_tokens, edit_mode=c.meta_edit,
+                              agent_notes=memory_notes(c.eval.agent))
         self.selector = ParentSelector(c.selection, seed=c.seed, tau=c.tau, alpha=c.alpha,
                                        benchmark=c.eval.benchmark, split=c.eval.split, exclude_suspicious=False)
         self.selector.restore(archive)

@@ -68,10 +68,11 @@ class MetaAgent:
     """Drives a chat client (``harness.models.chat.ChatClient``) through analyse/implement/fix."""
 
     def __init__(self, chat, *, fix_rounds: int = 3, temperature: float = 0.7, max_tokens: int = 1500,
-                 edit_mode: str = "patch"):
+                 edit_mode: str = "patch", agent_notes: str = ""):
         if edit_mode not in EDIT_MODES:
             raise ValueError(f"edit_mode must be one of {', '.join(EDIT_MODES)}, not {edit_mode!r}")
         self.edit_mode = edit_mode
+        self.agent_notes = agent_notes or "(not described)"
         self.chat = chat
         self.fix_rounds = fix_rounds
         self.temperature = temperature
@@ -88,7 +89,7 @@ class MetaAgent:
         prompt = load_prompt("analyse").format(
             design_id=parent.id, score="n/a" if score is None else f"{score:.3f}", benchmark=benchmark,
             baseline="n/a" if baseline is None else f"{baseline:.3f}", source=parent.source, logs=logs,
-            example=example)
+            example=example, agent_notes=self.agent_notes)
         reply = self._ask(prompt, json_mode=True, max_tokens=600)
         try:
             data = json.loads(reply)
@@ -104,6 +105,7 @@ class MetaAgent:
     def _implement(self, parent: Genome, plan: str) -> str:
         name = "implement_patch" if self._patch else "implement"
         prompt = load_prompt(name).format(contract=contract_text(), policy=policy_text(), plan=plan,
+                                          agent_notes=self.agent_notes,
                                           source=parent.source, class_name=_class_name(parent.source))
         return self._ask(prompt)
 

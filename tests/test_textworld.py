@@ -56,7 +56,7 @@ def _game(task: TaskSpec):
 
 def test_suite_shape_and_contract(bench, built):
     suite, cache, generated = built
-    assert bench.name == "textworld" and bench.step_limit == 80
+    assert bench.name == "textworld" and bench.step_limit == 15
     assert (suite.benchmark, suite.seed) == ("textworld", SEED)
     assert (len(suite.train), len(suite.id), len(suite.ood)) == (N_TRAIN, N_TEST, N_TEST)
     assert generated == len(_all(suite))

@@ -8,7 +8,13 @@ It scores every admissible action and takes the best (ties broken by a seeded RN
 * **goal**: the action's content words appear in the goal;
 * **novelty**: actions already tried in this state, or often in this episode, are penalised; so are actions
   that never change the state (look, inventory, examine) and ones that undo progress (drop);
-* **observation**: words of the current observation (newly seen things) give a small bonus.
+* **observation**: words of the current observation (newly seen things) give a small bonus;
+* **route**: where text names rooms with TextWorld's headers (``-= Kitchen =-``), a :class:`~harness.agents.spatial.TextMap`
+  is read from the memory text and from the agent's own observations: which move leads from which room to
+  which, and what was seen in each room. The move that starts the shortest known route to a room where the
+  next goal entity not yet in hand was seen gets a bonus (opening things gets a smaller one when that move is
+  not possible yet, e.g. behind a closed door). So memory that places the goal's objects in named rooms, and
+  records moves followed by the header of the room they led to, lets the agent walk straight there.
 
 It reads only the goal, the observations, the admissible actions and the memory text: never walkthroughs,
 policy commands or other privileged game data. With empty memory it is a goal-directed explorer, so a design
@@ -22,6 +28,7 @@ import re
 from collections import Counter
 
 from harness.agents.base import words
+from harness.agents.spatial import MOVE_RE, TextMap, room_of
 
 STOPWORDS = frozenset(
     "a an the to of in on at with from into and or is are be it its this that you your go take put for by".split()
@@ -35,6 +42,11 @@ PASSIVE = frozenset({"look", "inventory", "examine", "idle", "wait"})
 ACTIVE = frozenset({"take", "open", "unlock", "insert", "put", "cook", "slice", "chop", "dice", "prepare"})
 #: verbs that usually undo progress or destroy things
 UNDO = frozenset({"close", "drop", "eat", "lock"})
+#: steps spent in a room where memory placed a goal entity, not finding it, before trying elsewhere
+SEARCH_STEPS = 5
+#: answers to a command that did nothing
+NO_EFFECT = re.compile(r"^\s*(you can't|you cannot|that's not|i don't|i didn't|i only understood|you don't see|"
+                       r"nothing happens|there is no|you see no|you need|you're not|you are not)", re.IGNORECASE)
 #: action pairs that undo each other (the second undoes the first)
 INVERSE = {"open": "close", "close": "open", "take": "put", "lock": "unlock", "unlock": "lock",
            "north": "south", "south": "north", "east": "west", "west": "east", "up": "down", "down": "up",
@@ -55,6 +67,8 @@ class HeuristicAgent:
         w_mem_word: float = 0.6,
         w_goal: float = 1.2,
         w_obs: float = 0.2,
+        w_route: float = 3.0,
+        w_frontier: float = 1.0,
         w_tried_state: float = 2.5,
         w_tried_episode: float = 1.5,
         noise: float = 0.4,
@@ -62,6 +76,7 @@ class HeuristicAgent:
         self.seed = seed
         self.rng = random.Random(seed)
         self.w = dict(mem_exact=w_mem_exact, mem_next=w_mem_next, mem_word=w_mem_word, goal=w_goal, obs=w_obs,
+                      route=w_route, frontier=w_frontier,
                       tried_state=w_tried_state, tried_episode=w_tried_episode, noise=noise)
         self.begin("", "", "")
 
@@ -80,6 +95,21 @@ class HeuristicAgent:
         self.fixed_vocabulary = True
         self.last: list[str] = []
         self.location: int | None = None
+        # the map: what memory says, then what this episode shows
+        self.map = TextMap().read(memory) if memory else TextMap()
+        self.goal_entities = list(dict.fromkeys(
+            w for w in words(goal) if w not in STOPWORDS and w not in VERBS and w != "find"))
+        self.held: set[str] = set()
+        self.room = room_of(observation)
+        if self.room:
+            self.map.note(self.room, observation)
+        self.last_action = ""
+        self.room_steps: Counter[str] = Counter()
+        self.searched: set[tuple[str, str]] = set()  # (entity, room): searched there without finding it
+        self.obs_words: set[str] = set()
+        self._moves: set[str] = set()
+        self.walked: set[tuple[str, str]] = set()  # (room, direction) moves made this episode
+        self.exits: dict[str, set[str]] = {}  # room -> the moves it offered when the agent was there
 
     def _state_key(self, observation: str, actions: list[str]) -> int:
         """The state's identity: the admissible-action set where it changes with the state (text games),
@@ -118,8 +148,9 @@ class HeuristicAgent:
     def score(self, action: str, observation_words: set[str], next_action: str | None = None) -> float:
         low = action.lower()
         act_words = words(low)
-        content = [w for w in act_words if w not in STOPWORDS]
         verb = act_words[0] if act_words else ""
+        # the words after the verb ("insert staple into locker" -> staple, locker), or the lone word
+        content = [w for w in act_words[1:] if w not in STOPWORDS] if len(act_words) > 1 else act_words
         obj = content[0] if content else ""
         s = 0.0
         goal_hits = sum(w in self.goal_words for w in content)
@@ -128,6 +159,8 @@ class HeuristicAgent:
             detour = True  # moving things the goal does not mention, whatever the destination
         elif verb in ("put", "insert") and not all(w in self.goal_words for w in content[-1:]):
             detour = True  # the goal's object, but somewhere the goal does not ask for
+        if verb in PASSIVE or verb in UNDO:
+            goal_hits = 0  # looking at, dropping or closing the goal's things is no progress towards it
         if detour:
             goal_hits = 0
             s -= 1.5
@@ -147,8 +180,8 @@ class HeuristicAgent:
             s += 0.4
         elif verb in UNDO:
             s -= 1.0
-        if self._undoes_last(act_words):
-            s -= 2.0
+        if self._undoes_last(act_words) and not (self._is_move(act_words) and len(self._moves) <= 1):
+            s -= 2.0  # (going back out of a dead end is no undo)
         if self._is_move(act_words):
             s -= self.w["tried_state"] * self.tried_in_state[(self.location, low)]
         else:
@@ -163,12 +196,21 @@ class HeuristicAgent:
     def act(self, observation: str, admissible_actions: list[str]) -> str:
         if not admissible_actions:
             raise ValueError("the environment offered no admissible action")
+        self._observe(observation)
         self.state = self._state_key(observation, admissible_actions)
         if self.fixed_vocabulary or (self.last and self._is_move(self.last)) or self.location is None:
             self.location = self.state if self.fixed_vocabulary else hash(observation.strip().split("\n")[0])
         obs_words = set(words(observation)) - STOPWORDS
+        self._moves = {m.group(1) for a in admissible_actions if (m := MOVE_RE.fullmatch(a.lower()))}
         next_action = self._next_remembered(admissible_actions) if self.memory and self.w["mem_next"] else None
-        choice = max(admissible_actions, key=lambda a: self.score(a, obs_words, next_action))
+        if self.room:
+            self.exits[self.room] = set(self._moves)
+        toward = self._route_step(admissible_actions)
+        if toward is None:
+            toward = self._explore_step()
+        choice = max(admissible_actions,
+                     key=lambda a: self.score(a, obs_words, next_action) + self._route_bonus(a, toward))
+        self.last_action = choice.lower()
         low = choice.lower()
         self.tried_in_state[(self.location if self._is_move(words(low)) else self.state, low)] += 1
         self.tried[low] += 1
@@ -177,3 +219,78 @@ class HeuristicAgent:
         if nxt >= 0:
             self.cursor = nxt + len(low)
         return choice
+
+    # ------------------------------------------------------------------ map and route
+
+    def _observe(self, observation: str) -> None:
+        """Learn from the answer to the last action: doors taken, rooms entered, things taken."""
+        last, low = self.last_action, observation.lower()
+        room = room_of(observation)
+        move = MOVE_RE.fullmatch(last) if last else None
+        if move and self.room:
+            self.walked.add((self.room, move.group(1)))
+            if room:
+                self.map.add_door(self.room, move.group(1), room)
+        if room:
+            if self.room and room != self.room:
+                target = next((e for e in self.goal_entities if e not in self.held), None)
+                if target and self.room in self.map.rooms_with(target):
+                    self.searched.add((target, self.room))  # left without it: it is not (or no longer) there
+            self.room = room
+            self.map.note(room, observation)
+        if self.room:
+            self.room_steps[self.room] += 1
+        self.obs_words = set(words(observation))
+        if last.startswith("take ") and not NO_EFFECT.match(low):
+            self.held.update(w for w in words(last.split(" from ")[0])[1:] if w not in STOPWORDS)
+
+    def _route_step(self, actions: list[str]) -> str | None:
+        """The first move of the shortest known route to where the first goal entity not in hand was seen."""
+        if not self.room or not self.map:
+            return None
+        for entity in self.goal_entities:
+            if entity in self.held:
+                continue
+            rooms = {r for r in self.map.rooms_with(entity) if (entity, r) not in self.searched}
+            if not rooms:
+                return None  # not seen yet: explore (the goal's later entities wait until this one is in hand)
+            if self.room in rooms:
+                here = self.obs_words | {w for a in actions for w in words(a)}
+                if entity in here or self.room_steps[self.room] < SEARCH_STEPS:
+                    return None  # it is (or may be) here: the local actions will do
+                self.searched.add((entity, self.room))  # searched long enough: try the next place it was seen
+                rooms.discard(self.room)
+                if not rooms:
+                    return None
+            path = self.map.route(self.room, rooms)
+            return path[0] if path else None
+        return None
+
+    def _explore_step(self) -> tuple[str, float] | None:
+        """No known way to the goal: an exit of this room not taken yet, else the first move towards the nearest
+        known room that has one (the frontier)."""
+        if not self.room:
+            return None
+        fresh = sorted(d for d in self._moves if (self.room, d) not in self.walked)
+        if fresh:
+            return fresh[0] if len(fresh) == 1 else None, self.w["frontier"]  # None: any fresh exit
+        frontier = {r for r, exits in self.exits.items() if any((r, d) not in self.walked for d in exits)}
+        path = self.map.route(self.room, frontier) if frontier else None
+        return (path[0], self.w["frontier"]) if path else None
+
+    def _route_bonus(self, action: str, toward) -> float:
+        low = action.lower()
+        move = MOVE_RE.fullmatch(low)
+        if isinstance(toward, tuple):  # exploring
+            direction, bonus = toward
+            if move and (move.group(1) == direction or
+                         (direction is None and (self.room, move.group(1)) not in self.walked)):
+                return bonus
+            return 0.0
+        if toward is None:
+            return 0.0
+        if low == f"go {toward}":
+            return self.w["route"]
+        if low.startswith("open ") and toward not in self._moves:
+            return self.w["route"] * 0.5  # perhaps the door on the way
+        return 0.0

@@ -7,8 +7,10 @@ generator and Inform7 compiler: "Find the tablet and put it on the counter." The
 and *where to bring it*, never where either is, so an agent without memory must explore (rooms behind closed
 doors, objects inside closed containers) while an agent that remembers a world's layout can walk straight to
 the object. The default level ``fetch6`` (6 rooms, 3 containers, 3 supporters, 7 objects, one fetch, optimal
-solutions of about 4-11 commands) leaves a memory-less LLM agent a middling success rate within the 80-step
-limit. Stock treasure-hunter games were not used because their objective spells out the whole walkthrough.
+solutions of about 4-11 commands) is explored by a memory-less agent in about 10-25 steps, so the 15-step limit
+rewards an agent that knows the way: the heuristic agent without memory wins about half of the tasks (0.25-0.625
+over five suites), and with a map remembered from the collection phase 0.5-0.875 (measured; see the README).
+Stock treasure-hunter games were not used because their objective spells out the whole walkthrough.
 
 Suites
 ------
@@ -34,7 +36,7 @@ score / max_score, ``won`` means every fetch is done. ``admissible_actions`` are
 commands, sorted, unfiltered (``look``, ``inventory`` and ``examine ...`` included). Commands are free
 text; interpreter meta-commands (restart, quit, save, restore, undo, ...) are refused without playing a
 turn, because they would rewind or end the game behind the harness's back. Walkthroughs are never exposed.
-The step limit (``step_limit`` = 80) is enforced by the caller, not by the environment.
+The step limit (``step_limit`` = 15) is enforced by the caller, not by the environment.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class TextWorldBenchmark:
     """The TextWorld fetch benchmark: a deterministic suite builder and an environment factory."""
 
     name = NAME
-    step_limit = 80
+    step_limit = 15
 
     def __init__(self, train_level: str = "fetch6", ood_level: str = "fetch9x2", quests_per_world: int = 5,
                  ood_quests_per_world: int = 2):

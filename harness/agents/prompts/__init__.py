@@ -21,3 +21,9 @@ def prompt_loader(directory: Path) -> Callable[[str], str]:
 
 
 load_prompt = prompt_loader(Path(__file__).parent)
+
+
+def memory_notes(agent: str) -> str:
+    """What the task agent ``agent`` ("heuristic" or "llm") makes of a design's retrieved text: shown to the
+    meta agent, so that it designs for the reader it has."""
+    return load_prompt(f"reads_{agent}").strip()

@@ -1,0 +1,131 @@
+"""A map read from text: rooms, the moves between them, and what was seen or found in each.
+
+Text games name the room the player stands in with a header, ``-= Kitchen =-`` (TextWorld's convention), and
+moves are ``go <direction>`` commands. :class:`TextMap` reads any text written in that convention -- a memory
+design's retrieved text or the agent's own observations -- and learns:
+
+* **rooms**: every header names one;
+* **doors**: ``go east`` followed (with nothing but punctuation, arrows, newlines or a bracketed note such as
+  ``[reward +1]`` in between) by a header means that going east from the room before the move leads to the room
+  of the header; the way back is assumed to be the opposite move (text-game maps are undirected);
+* **what is where**: the words of a room's *segment* -- the text after its header up to the next move or
+  header, and no further than the end of the header's line unless the header stands alone on its line (as in
+  a raw observation) -- are things seen or found there. The thing moved by ``put X on Y`` / ``insert X into Y`` is not
+  where the putting happened (only its destination ``Y`` is), so a remembered delivery does not misplace the
+  object it delivered.
+
+:meth:`TextMap.route` is a breadth-first search over the known doors. Nothing here reads game files: only text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+
+from harness.agents.base import words
+
+HEADER_RE = re.compile(r"-=\s*([^=\n]{1,60}?)\s*=-")
+MOVE_RE = re.compile(r"\bgo\s+(north|south|east|west|up|down)\b")
+_PUT_RE = re.compile(r"\b(put|insert|place)\s+(.{1,60}?)\s+(on|onto|into|in)\s+")
+_BRACKETS_RE = re.compile(r"\[[^\]\n]{0,40}\]|\([^)\n]{0,40}\)")
+#: what may stand between a move and the header of the room it led to
+_MAX_GAP = 40
+OPPOSITE = {"north": "south", "south": "north", "east": "west", "west": "east", "up": "down", "down": "up"}
+_SKIP = frozenset("a an the to of in on at with from into and or is are be it its this that you your there here "
+                  "see can room exit leading go".split())
+
+
+def room_of(text: str) -> str | None:
+    """The room named by the first header of ``text`` (lower case), or None."""
+    match = HEADER_RE.search(text.lower())
+    return " ".join(match.group(1).split()) if match else None
+
+
+class TextMap:
+    """Rooms, doors and the things seen in each room, accumulated from any number of texts."""
+
+    def __init__(self) -> None:
+        self.doors: dict[str, dict[str, str]] = {}
+        self.seen: dict[str, set[str]] = {}  # word -> rooms whose segments mention it
+
+    def __bool__(self) -> bool:
+        return bool(self.doors or self.seen)
+
+    def read(self, text: str) -> TextMap:
+        """Learn from ``text`` (any case); returns self."""
+        text = text.lower()
+        events = [(m.start(), m.end(), "room", " ".join(m.group(1).split())) for m in HEADER_RE.finditer(text)]
+        events += [(m.start(), m.end(), "move", m.group(1)) for m in MOVE_RE.finditer(text)]
+        events.sort()
+        room: str | None = None
+        segment_start = 0
+        move: tuple[str, str, int] | None = None  # (from room, direction, end of the move's text)
+        for start, end, kind, value in events:
+            if room is not None:
+                self._note(room, self._segment(text, segment_start, start))
+            if kind == "room":
+                if move is not None and self._adjacent(text[move[2]:start]):
+                    self.add_door(move[0], move[1], value)
+                room, segment_start, move = value, end, None
+            else:
+                move = (room, value, end) if room is not None else None
+                room = None
+        if room is not None:
+            self._note(room, self._segment(text, segment_start, len(text)))
+        return self
+
+    def add_door(self, room: str, direction: str, target: str) -> None:
+        if room == target:
+            return
+        self.doors.setdefault(room, {})[direction] = target
+        back = OPPOSITE.get(direction)
+        if back:
+            self.doors.setdefault(target, {}).setdefault(back, room)
+
+    def note(self, room: str, text: str) -> None:
+        """Record that ``text`` was seen in ``room``."""
+        self._note(room, text.lower())
+
+    def rooms_with(self, word: str) -> set[str]:
+        return self.seen.get(word, set())
+
+    def route(self, start: str, goals: set[str]) -> list[str] | None:
+        """The shortest list of directions from ``start`` to any room of ``goals`` ([] when already there;
+        None when no known doors lead there)."""
+        if start in goals:
+            return []
+        parents: dict[str, tuple[str, str] | None] = {start: None}
+        queue = deque([start])
+        while queue:
+            room = queue.popleft()
+            for direction, nxt in sorted(self.doors.get(room, {}).items()):
+                if nxt in parents:
+                    continue
+                parents[nxt] = (room, direction)
+                if nxt in goals:
+                    path = []
+                    while parents[nxt] is not None:
+                        nxt, step = parents[nxt]
+                        path.append(step)
+                    return path[::-1]
+                queue.append(nxt)
+        return None
+
+    @staticmethod
+    def _segment(text: str, start: int, end: int) -> str:
+        """The text describing a room: up to ``end`` (the next move or header), and no further than the end of
+        the header's line -- unless the header stands alone on its line (a raw observation), then all of it."""
+        line_end = text.find("\n", start, end)
+        if line_end < 0 or not text[start:line_end].strip():
+            return text[start:end]
+        return text[start:line_end]
+
+    @staticmethod
+    def _adjacent(gap: str) -> bool:
+        gap = _BRACKETS_RE.sub(" ", gap)
+        return len(gap) <= _MAX_GAP and not re.search(r"[a-z]", gap)
+
+    def _note(self, room: str, segment: str) -> None:
+        segment = _PUT_RE.sub(r"\1 \3 ", segment)
+        for word in set(words(segment)) - _SKIP:
+            self.seen.setdefault(word, set()).add(room)
