@@ -27,6 +27,7 @@ from engine.evaluator import Evaluator
 from engine.genome import Genome
 from engine.logs import summarise_result
 from engine.meta_agent import MetaAgent
+from harness.agents.prompts import memory_notes
 from harness.models.factory import ModelSettings, open_models
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def main() -> int:
                                          timeout=900, max_attempts=1)
                 with open_models(settings) as models:
                     agent = MetaAgent(models.chat, fix_rounds=args.fix_rounds, max_tokens=args.max_tokens,
-                                      edit_mode=args.edit_mode)
+                                      edit_mode=args.edit_mode, agent_notes=memory_notes(config.eval.agent))
                     for name, (genome, score, logs) in parents.items():
                         for trial in range(args.trials):
                             before, started = models.meter.total_tokens(), time.monotonic()

@@ -6,7 +6,8 @@ Operators (registered in :data:`OPERATORS` under the name recorded as :attr:`Gen
   thresholds, budgets): ints stay ints (>= 1 when they were), values in [0, 1] stay in [0, 1]. Tunable means
   an UPPER_CASE module/class constant, a parameter default, a keyword argument, an ordering comparison (not
   against 0/1), or elsewhere an int >= 10 / a float other than 0 and 1; never an index (``[0]``, ``[-1]``), an
-  operand of ``%``, ``**`` or a bit operation, an annotation or a decorator.
+  operand of ``%``, ``**`` or a bit operation, an annotation or a decorator. A design's declared knobs (UPPER_CASE
+  constants, parameter defaults) are picked ``NAMED_WEIGHT`` times likelier than literals inside code.
 * ``swap:<method>`` -- :func:`swap_method` takes one method from design *b* into design *a*'s class, with the
   helper methods, module-level functions, constants and imports it needs; the ``__init__`` statements of *b*
   (tables, attributes) are appended to *a*'s constructor. A name that means something else in *a* is renamed;
@@ -40,6 +41,8 @@ _STRUCTURAL_KEYWORDS = {"maxsplit", "axis", "ndim", "indent", "flags", "count", 
 _NON_TUNABLE_OPS = (cst.Modulo, cst.Power, cst.LeftShift, cst.RightShift, cst.BitAnd, cst.BitOr, cst.BitXor)
 _ORDERING = (cst.LessThan, cst.LessThanEqual, cst.GreaterThan, cst.GreaterThanEqual)
 _ATTEMPTS = 8
+#: how much likelier a declared knob (UPPER_CASE constant, parameter default) is picked than a literal in code
+NAMED_WEIGHT = 4.0
 
 
 class _Replace(cst.CSTTransformer):
@@ -71,6 +74,7 @@ class _Constants(cst.CSTVisitor):
         super().__init__()
         self.stack: list[cst.CSTNode] = []
         self.found: list[tuple[cst.CSTNode, int | float]] = []
+        self.named: set[int] = set()  # ids of the found nodes that are a design's declared knobs
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if isinstance(node, (cst.Index, cst.Annotation, cst.Decorator)):
@@ -95,6 +99,16 @@ class _Constants(cst.CSTVisitor):
         parent = chain[0] if chain else None
         if self._tunable(unit, value, parent, chain):
             self.found.append((unit, value))
+            if self._named(unit, parent, chain):
+                self.named.add(id(unit))
+
+    @staticmethod
+    def _named(unit, parent, chain) -> bool:
+        """A module/class UPPER_CASE constant or a parameter default: a knob the design declares."""
+        if isinstance(parent, cst.Param):
+            return True
+        return isinstance(parent, (cst.Assign, cst.AnnAssign)) and parent.value is unit and not any(
+            isinstance(n, (cst.FunctionDef, cst.Lambda)) for n in chain)
 
     def _tunable(self, unit, value, parent, chain) -> bool:
         if isinstance(parent, (cst.Assign, cst.AnnAssign)) and parent.value is unit:
@@ -118,6 +132,16 @@ class _Constants(cst.CSTVisitor):
         if isinstance(value, float):
             return value not in (0.0, 1.0)
         return abs(value) >= 10
+
+
+def _weighted_sample(items: list, weights: list[float], k: int, rng: random.Random) -> list:
+    """``k`` distinct items (all when fewer), each drawn with probability proportional to its weight."""
+    pool = list(zip(items, weights, strict=True))
+    picks = []
+    for _ in range(min(k, len(pool))):
+        item, _ = pool.pop(rng.choices(range(len(pool)), weights=[w for _, w in pool])[0])
+        picks.append(item)
+    return picks
 
 
 def _perturb(value: int | float, rng: random.Random) -> int | float:
@@ -148,8 +172,9 @@ def mutate_constants(genome: Genome, rng: random.Random) -> Genome | None:
         module.visit(collector)
         if not collector.found:
             return None
+        weights = [NAMED_WEIGHT if id(node) in collector.named else 1.0 for node, _ in collector.found]
         for _ in range(_ATTEMPTS):
-            picks = rng.sample(collector.found, min(len(collector.found), rng.choice([1, 1, 2, 3])))
+            picks = _weighted_sample(collector.found, weights, rng.choice([1, 1, 2, 3]), rng)
             changes = {id(node): _literal(_perturb(value, rng), node) for node, value in picks}
             child = _finish(module.visit(_Replace(changes)).code, "mutate:constants", [genome])
             if child is not None:

@@ -80,9 +80,12 @@ def evolve(*args, timeout=600, env=None):
 
 
 def test_meta_agent_fix_loop_repairs_a_broken_design_and_archives_both(tmp_path, openai_server):
+    analyse_prompts = []
+
     def script(request):
         prompt = request["messages"][-1]["content"]
         if "Reply with a JSON object" in prompt:
+            analyse_prompts.append(prompt)
             return json.dumps({"analysis": "the parent forgets solutions", "plan": "store solved action lists"})
         if "failed verification" in prompt:
             assert "eval" in prompt and "forbidden" in prompt  # the findings are fed back
@@ -107,6 +110,8 @@ def test_meta_agent_fix_loop_repairs_a_broken_design_and_archives_both(tmp_path,
         # as if meta steps took an hour here: with 30 minutes of budget left, the next step is structural
         archive.record_event("propose", {"design": None, "operator": "meta_agent", "seconds": 3600.0}, step=0)
     assert "best designs vs baselines" in proc.stderr
+    # the meta agent is told how its reader, the heuristic task agent, uses memory text (maps from room headers)
+    assert analyse_prompts and all("How the task agent reads" in p and "-= Kitchen =-" in p for p in analyse_prompts)
     resumed = evolve("--resume", str(tmp_path / "runs" / "meta"), "--steps", "2", "--budget-minutes", "30")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "more than the time budget has left" in resumed.stderr

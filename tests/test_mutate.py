@@ -172,6 +172,22 @@ def test_mutate_constants_leaves_structural_numbers_alone():
         assert 0.0 <= float(values["THRESHOLD"]) <= 1.0
 
 
+def test_mutate_constants_prefers_the_declared_knobs():
+    """UPPER_CASE constants and parameter defaults are what a design declares tunable: over many children of
+    trajectory_retrieval, a declared knob changes in most, a literal inside a method body in few."""
+    parent = SEEDS["TrajectoryRetrieval"]
+    knobs = dict(re.findall(r"^([A-Z_]+) = (\S+)", parent.source, re.MULTILINE))
+    knob_changed = literal_only = 0
+    for seed in range(40):
+        child = mutate_constants(parent, random.Random(seed))
+        values = dict(re.findall(r"^([A-Z_]+) = (\S+)", child.source, re.MULTILINE))
+        if any(values[k] != v for k, v in knobs.items() if k in values):
+            knob_changed += 1
+        else:
+            literal_only += 1
+    assert knob_changed >= 2 * literal_only, (knob_changed, literal_only)
+
+
 # -------------------------------------------------------------------------------- swap and crossover
 
 

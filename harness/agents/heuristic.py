@@ -44,6 +44,8 @@ ACTIVE = frozenset({"take", "open", "unlock", "insert", "put", "cook", "slice", 
 UNDO = frozenset({"close", "drop", "eat", "lock"})
 #: steps spent in a room where memory placed a goal entity, not finding it, before trying elsewhere
 SEARCH_STEPS = 5
+#: steps spent in a room trying to open the way a route takes (a closed door) before giving that route up
+BLOCKED_STEPS = 2
 #: answers to a command that did nothing
 NO_EFFECT = re.compile(r"^\s*(you can't|you cannot|that's not|i don't|i didn't|i only understood|you don't see|"
                        r"nothing happens|there is no|you see no|you need|you're not|you are not)", re.IGNORECASE)
@@ -105,6 +107,7 @@ class HeuristicAgent:
             self.map.note(self.room, observation)
         self.last_action = ""
         self.room_steps: Counter[str] = Counter()
+        self.steps_here = 0  # steps since the agent last entered its room
         self.searched: set[tuple[str, str]] = set()  # (entity, room): searched there without finding it
         self.obs_words: set[str] = set()
         self._moves: set[str] = set()
@@ -232,39 +235,49 @@ class HeuristicAgent:
             if room:
                 self.map.add_door(self.room, move.group(1), room)
         if room:
-            if self.room and room != self.room:
+            if room != self.room:
+                self.steps_here = 0
                 target = next((e for e in self.goal_entities if e not in self.held), None)
-                if target and self.room in self.map.rooms_with(target):
+                if self.room and target and self.room in self.map.rooms_with(target):
                     self.searched.add((target, self.room))  # left without it: it is not (or no longer) there
             self.room = room
             self.map.note(room, observation)
         if self.room:
             self.room_steps[self.room] += 1
+            self.steps_here += 1
         self.obs_words = set(words(observation))
         if last.startswith("take ") and not NO_EFFECT.match(low):
             self.held.update(w for w in words(last.split(" from ")[0])[1:] if w not in STOPWORDS)
 
     def _route_step(self, actions: list[str]) -> str | None:
-        """The first move of the shortest known route to where the first goal entity not in hand was seen."""
+        """The first move of the shortest known way to where the first goal entity not in hand was seen: a room
+        named there, or the end of moves remembered from a named room."""
         if not self.room or not self.map:
             return None
-        for entity in self.goal_entities:
-            if entity in self.held:
+        entity = next((e for e in self.goal_entities if e not in self.held), None)
+        places = self.map.places(entity) if entity else set()
+        if not places:
+            return None  # not seen yet: explore (the goal's later entities wait until this one is in hand)
+        best: list[str] | None = None
+        for place in sorted(places):
+            room, moves = self.map.locate(place)
+            if not moves and (entity, room) in self.searched:
                 continue
-            rooms = {r for r in self.map.rooms_with(entity) if (entity, r) not in self.searched}
-            if not rooms:
-                return None  # not seen yet: explore (the goal's later entities wait until this one is in hand)
-            if self.room in rooms:
+            if not moves and room == self.room:
                 here = self.obs_words | {w for a in actions for w in words(a)}
                 if entity in here or self.room_steps[self.room] < SEARCH_STEPS:
                     return None  # it is (or may be) here: the local actions will do
                 self.searched.add((entity, self.room))  # searched long enough: try the next place it was seen
-                rooms.discard(self.room)
-                if not rooms:
-                    return None
-            path = self.map.route(self.room, rooms)
-            return path[0] if path else None
-        return None
+                continue
+            path = self.map.route(self.room, {room})
+            if path is None:
+                continue
+            path += list(moves)
+            if path[0] not in self._moves and self.steps_here > BLOCKED_STEPS:
+                continue  # no such exit here, and nothing opened one: a misremembered way
+            if best is None or len(path) < len(best):
+                best = path
+        return best[0] if best else None
 
     def _explore_step(self) -> tuple[str, float] | None:
         """No known way to the goal: an exit of this room not taken yet, else the first move towards the nearest

@@ -47,6 +47,7 @@ class TextMap:
     def __init__(self) -> None:
         self.doors: dict[str, dict[str, str]] = {}
         self.seen: dict[str, set[str]] = {}  # word -> rooms whose segments mention it
+        self.trails: dict[str, set[tuple[str, tuple[str, ...]]]] = {}  # word -> (room, moves from it) seen there
 
     def __bool__(self) -> bool:
         return bool(self.doors or self.seen)
@@ -60,19 +61,46 @@ class TextMap:
         room: str | None = None
         segment_start = 0
         move: tuple[str, str, int] | None = None  # (from room, direction, end of the move's text)
+        trail: Trail | None = None  # moves made since the last named room, on one line
+        last_end = 0
         for start, end, kind, value in events:
             if room is not None:
                 self._note(room, self._segment(text, segment_start, start))
+            elif trail is not None:
+                chunk = text[last_end:start]
+                self._note_trail(trail, chunk.split("\n", 1)[0])
+                if "\n" in chunk:
+                    trail = None
             if kind == "room":
                 if move is not None and self._adjacent(text[move[2]:start]):
                     self.add_door(move[0], move[1], value)
-                room, segment_start, move = value, end, None
+                room, segment_start, move, trail = value, end, None, None
             else:
+                if room is not None:
+                    trail = Trail(room)
+                if trail is not None:
+                    trail.go(value)
                 move = (room, value, end) if room is not None else None
                 room = None
+            last_end = end
         if room is not None:
             self._note(room, self._segment(text, segment_start, len(text)))
+        elif trail is not None:
+            self._note_trail(trail, text[last_end:].split("\n", 1)[0])
         return self
+
+    def places(self, word: str) -> set[tuple[str, tuple[str, ...]]]:
+        """Where ``word`` was seen as (named room, moves from it) -- moves () for a room seen by name."""
+        return {(r, ()) for r in self.seen.get(word, ())} | self.trails.get(word, set())
+
+    def locate(self, place: tuple[str, tuple[str, ...]]) -> tuple[str, tuple[str, ...]]:
+        """``place`` as far as known doors resolve it: (the named room reached, the moves still to make)."""
+        room, moves = place
+        done = 0
+        while done < len(moves) and moves[done] in self.doors.get(room, {}):
+            room = self.doors[room][moves[done]]
+            done += 1
+        return room, moves[done:]
 
     def add_door(self, room: str, direction: str, target: str) -> None:
         if room == target:
@@ -125,7 +153,40 @@ class TextMap:
         gap = _BRACKETS_RE.sub(" ", gap)
         return len(gap) <= _MAX_GAP and not re.search(r"[a-z]", gap)
 
+    def _note_trail(self, trail: Trail, chunk: str) -> None:
+        place = (trail.start, tuple(trail.moves))
+        for word in self._words(chunk):
+            self.trails.setdefault(word, set()).add(place)
+
+    @staticmethod
+    def _words(segment: str) -> set[str]:
+        return set(words(_PUT_RE.sub(r"\1 \3 ", segment))) - _SKIP
+
     def _note(self, room: str, segment: str) -> None:
-        segment = _PUT_RE.sub(r"\1 \3 ", segment)
-        for word in set(words(segment)) - _SKIP:
+        for word in self._words(segment):
             self.seen.setdefault(word, set()).add(room)
+
+
+_STEP = {"north": (0, 1, 0), "south": (0, -1, 0), "east": (1, 0, 0), "west": (-1, 0, 0), "up": (0, 0, 1),
+         "down": (0, 0, -1)}
+
+
+class Trail:
+    """Moves made from a named room, with walks that come back to an earlier place cut out: text-game maps are
+    grids, so a position reached again is the same room (``east, north, west, south`` leads nowhere)."""
+
+    def __init__(self, start: str):
+        self.start = start
+        self.moves: list[str] = []
+        self._positions = [(0, 0, 0)]
+
+    def go(self, direction: str) -> None:
+        step = _STEP[direction]
+        here = tuple(a + b for a, b in zip(self._positions[-1], step, strict=True))
+        if here in self._positions:
+            keep = self._positions.index(here)
+            del self._positions[keep + 1:]
+            del self.moves[keep:]
+        else:
+            self._positions.append(here)
+            self.moves.append(direction)
