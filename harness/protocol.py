@@ -111,8 +111,9 @@ class ProtocolRun:
         rec.retrieve_s = time.monotonic() - t0
         if rec.error is None:
             agent = self._agent(phase, spec.task_id, repeat)
+            limit = self.job.protocol.step_limit or spec.params.get("step_limit") or self.step_limit
             episode = await asyncio.to_thread(play_episode, env, agent, spec, first, memory_text(rec.retrieved),
-                                              self.step_limit)
+                                              limit)
             episode.retrieved = rec.retrieved
             rec.won, rec.steps, rec.progress, rec.reward = episode.won, len(episode.steps), episode.progress, \
                 episode.reward

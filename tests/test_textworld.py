@@ -69,6 +69,7 @@ def test_suite_shape_and_contract(bench, built):
             json.dumps(task.to_dict())  # JSON-serialisable
             assert "walkthrough" not in json.dumps(task.params)
             assert TaskSpec.from_dict(task.to_dict()) == task
+            assert task.params["step_limit"] == (40 if split == "ood" else 15)  # two fetches in a larger world
 
 
 def test_build_is_deterministic_per_seed(bench, built):
@@ -244,3 +245,24 @@ def test_meta_commands_are_refused_and_commands_are_one_line(env, built):
     assert "-= " in env.step("  look\n").observation  # one line, trimmed
     env.step("look\ninventory")  # played as one line, so the next answer belongs to the next command
     assert "carrying" in env.step("inventory").observation.lower()
+
+
+def test_each_task_plays_under_its_levels_step_limit_unless_the_job_overrides_it(built, tmp_path):
+    from harness.jobspec import DesignSpec, JobSpec, ModelSpec, ProtocolSpec
+    from harness.models.factory import ModelSettings, open_models
+    from harness.protocol import ProtocolRun
+
+    suite, cache, _ = built
+    source = (Path(__file__).resolve().parents[1] / "seeds" / "no_memory.py").read_text()
+    with open_models(ModelSettings(embedder="hashing")) as models:
+        def steps(split: str, override: int | None) -> list[int]:
+            job = JobSpec(job_id="t", design=DesignSpec(name="no_memory", source=source), benchmark="textworld",
+                          models=ModelSpec(embedder="hashing"), cache_dir=str(cache), isolate_design=False,
+                          protocol=ProtocolSpec(n_train=N_TRAIN, n_test=N_TEST, repeats=1, split=split,
+                                                seed=SEED, step_limit=override))
+            return [e.steps for e in ProtocolRun(job, models).run_sync().episodes if e.phase == "deploy"]
+
+        ood = steps("ood", None)
+        assert max(ood) <= 40 and max(ood) > 15  # two fetches in 9 rooms: the memory-less agent needs more than 15
+        assert max(steps("id", None)) <= 15
+        assert max(steps("ood", 6)) <= 6

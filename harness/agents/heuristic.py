@@ -44,6 +44,9 @@ ACTIVE = frozenset({"take", "open", "unlock", "insert", "put", "cook", "slice", 
 UNDO = frozenset({"close", "drop", "eat", "lock"})
 #: steps spent in a room where memory placed a goal entity, not finding it, before trying elsewhere
 SEARCH_STEPS = 5
+#: "find the X and put it on/into the Y": which object goes where, when the goal says so
+_PAIR_RE = re.compile(r"find (?:the |a |an )?(.+?) and (?:put|place|insert) it (?:on|onto|into|in) (?:the |a |an )?"
+                      r"(.+?)(?:[.;,]|$| then)")
 #: steps spent in a room trying to open the way a route takes (a closed door) before giving that route up
 BLOCKED_STEPS = 2
 #: answers to a command that did nothing
@@ -102,6 +105,8 @@ class HeuristicAgent:
         self.goal_entities = list(dict.fromkeys(
             w for w in words(goal) if w not in STOPWORDS and w not in VERBS and w != "find"))
         self.held: set[str] = set()
+        self.done: set[str] = set()  # words of objects delivered (and of where they went): never taken back
+        self.pairs = [(set(words(a)) - STOPWORDS, set(words(b)) - STOPWORDS) for a, b in _PAIR_RE.findall(goal.lower())]
         self.room = room_of(observation)
         if self.room:
             self.map.note(self.room, observation)
@@ -162,6 +167,11 @@ class HeuristicAgent:
             detour = True  # moving things the goal does not mention, whatever the destination
         elif verb in ("put", "insert") and not all(w in self.goal_words for w in content[-1:]):
             detour = True  # the goal's object, but somewhere the goal does not ask for
+        elif verb in ("put", "insert") and self.pairs and not any(
+                obj in x and content[-1] in y for x, y in self.pairs):
+            detour = True  # the goal's object, but where the goal wants another one
+        if verb == "take" and obj in self.done:
+            detour = True  # delivered already: taking it back undoes the goal
         if verb in PASSIVE or verb in UNDO:
             goal_hits = 0  # looking at, dropping or closing the goal's things is no progress towards it
         if detour:
@@ -248,13 +258,18 @@ class HeuristicAgent:
         self.obs_words = set(words(observation))
         if last.startswith("take ") and not NO_EFFECT.match(low):
             self.held.update(w for w in words(last.split(" from ")[0])[1:] if w not in STOPWORDS)
+        put = re.match(r"(?:put|insert) (.+) (?:on|into|in) (.+)", last)
+        if put and not NO_EFFECT.match(low) and set(words(put.group(1))) & self.held:
+            delivered = set(words(put.group(1))) - STOPWORDS
+            if not self.pairs or any(delivered <= x and set(words(put.group(2))) <= y for x, y in self.pairs):
+                self.done |= delivered | (set(words(put.group(2))) - STOPWORDS)
 
     def _route_step(self, actions: list[str]) -> str | None:
         """The first move of the shortest known way to where the first goal entity not in hand was seen: a room
         named there, or the end of moves remembered from a named room."""
         if not self.room or not self.map:
             return None
-        entity = next((e for e in self.goal_entities if e not in self.held), None)
+        entity = next((e for e in self.goal_entities if e not in self.held and e not in self.done), None)
         places = self.map.places(entity) if entity else set()
         if not places:
             return None  # not seen yet: explore (the goal's later entities wait until this one is in hand)
