@@ -113,3 +113,18 @@ def test_insert_into_the_goal_container_is_progress():
     agent.begin("Find the staple and put it into the locker.", "-= Playroom =-\nA locker.", "")
     assert agent.act("-= Playroom =-\nA locker.", ["insert staple into locker", "close locker", "go east",
                                                   "insert staple into safe"]) == "insert staple into locker"
+
+
+def test_two_fetches_each_object_goes_where_the_goal_wants_it_and_stays_there():
+    goal = "Find the worm and put it on the bookshelf, then find the sponge and put it into the case."
+    agent = HeuristicAgent(seed=0, noise=0.0)
+    room = "-= Study =-\nA study. There is a bookshelf and a case. There is a worm and a sponge on the floor."
+    agent.begin(goal, room, "")
+    actions = ["take worm", "take sponge", "go east", "look"]
+    assert agent.act(room, actions) == "take worm"
+    holding = ["put worm on bookshelf", "insert worm into case", "take sponge", "go east"]
+    assert agent.act("You pick up the worm from the ground.", holding) == "put worm on bookshelf"
+    after = ["take worm from bookshelf", "take sponge", "go east", "look"]
+    assert agent.act("You put the worm on the bookshelf.", after) == "take sponge"
+    last = ["take worm from bookshelf", "put sponge on bookshelf", "insert sponge into case", "go east"]
+    assert agent.act("You pick up the sponge from the ground.", last) == "insert sponge into case"

@@ -193,8 +193,9 @@ class HeuristicAgent:
             s += 0.4
         elif verb in UNDO:
             s -= 1.0
-        if self._undoes_last(act_words) and not (self._is_move(act_words) and len(self._moves) <= 1):
-            s -= 2.0  # (going back out of a dead end is no undo)
+        delivers = verb in ("put", "insert") and not detour and goal_hits >= 2
+        if self._undoes_last(act_words) and not delivers and not (self._is_move(act_words) and len(self._moves) <= 1):
+            s -= 2.0  # (delivering what was just taken, or going back out of a dead end, is no undo)
         if self._is_move(act_words):
             s -= self.w["tried_state"] * self.tried_in_state[(self.location, low)]
         else:
