@@ -9,12 +9,12 @@ It scores every admissible action and takes the best (ties broken by a seeded RN
 * **novelty**: actions already tried in this state, or often in this episode, are penalised; so are actions
   that never change the state (look, inventory, examine) and ones that undo progress (drop);
 * **observation**: words of the current observation (newly seen things) give a small bonus;
-* **route**: where text names rooms with TextWorld's headers (``-= Kitchen =-``), a :class:`~harness.agents.spatial.TextMap`
-  is read from the memory text and from the agent's own observations: which move leads from which room to
-  which, and what was seen in each room. The move that starts the shortest known route to a room where the
-  next goal entity not yet in hand was seen gets a bonus (opening things gets a smaller one when that move is
-  not possible yet, e.g. behind a closed door). So memory that places the goal's objects in named rooms, and
-  records moves followed by the header of the room they led to, lets the agent walk straight there.
+* **route**: on text games a :class:`~harness.agents.navigator.Navigator` keeps a map read from the memory
+  text and the agent's own observations (rooms named by headers such as ``-= Kitchen =-``, doors, what was seen
+  where, moves remembered from a named room) and the goal's progress (objects in hand, delivered). The move on
+  the shortest known way to where the next goal object (then its destination) was seen gets a bonus; without
+  one, exits not taken yet do. So memory that places the goal's objects in named rooms, and records moves
+  followed by the header of the room they led to, lets the agent walk straight there.
 
 It reads only the goal, the observations, the admissible actions and the memory text: never walkthroughs,
 policy commands or other privileged game data. With empty memory it is a goal-directed explorer, so a design
@@ -28,7 +28,7 @@ import re
 from collections import Counter
 
 from harness.agents.base import words
-from harness.agents.spatial import MOVE_RE, TextMap, room_of
+from harness.agents.navigator import Navigator
 
 STOPWORDS = frozenset(
     "a an the to of in on at with from into and or is are be it its this that you your go take put for by".split()
@@ -42,16 +42,6 @@ PASSIVE = frozenset({"look", "inventory", "examine", "idle", "wait"})
 ACTIVE = frozenset({"take", "open", "unlock", "insert", "put", "cook", "slice", "chop", "dice", "prepare"})
 #: verbs that usually undo progress or destroy things
 UNDO = frozenset({"close", "drop", "eat", "lock"})
-#: steps spent in a room where memory placed a goal entity, not finding it, before trying elsewhere
-SEARCH_STEPS = 5
-#: "find the X and put it on/into the Y": which object goes where, when the goal says so
-_PAIR_RE = re.compile(r"find (?:the |a |an )?(.+?) and (?:put|place|insert) it (?:on|onto|into|in) (?:the |a |an )?"
-                      r"(.+?)(?:[.;,]|$| then)")
-#: steps spent in a room trying to open the way a route takes (a closed door) before giving that route up
-BLOCKED_STEPS = 2
-#: answers to a command that did nothing
-NO_EFFECT = re.compile(r"^\s*(you can't|you cannot|that's not|i don't|i didn't|i only understood|you don't see|"
-                       r"nothing happens|there is no|you see no|you need|you're not|you are not)", re.IGNORECASE)
 #: action pairs that undo each other (the second undoes the first)
 INVERSE = {"open": "close", "close": "open", "take": "put", "lock": "unlock", "unlock": "lock",
            "north": "south", "south": "north", "east": "west", "west": "east", "up": "down", "down": "up",
@@ -100,24 +90,7 @@ class HeuristicAgent:
         self.fixed_vocabulary = True
         self.last: list[str] = []
         self.location: int | None = None
-        # the map: what memory says, then what this episode shows
-        self.map = TextMap().read(memory) if memory else TextMap()
-        self.goal_entities = list(dict.fromkeys(
-            w for w in words(goal) if w not in STOPWORDS and w not in VERBS and w != "find"))
-        self.held: set[str] = set()
-        self.done: set[str] = set()  # words of objects delivered (and of where they went): never taken back
-        self.pairs = [(set(words(a)) - STOPWORDS, set(words(b)) - STOPWORDS) for a, b in _PAIR_RE.findall(goal.lower())]
-        self.room = room_of(observation)
-        if self.room:
-            self.map.note(self.room, observation)
-        self.last_action = ""
-        self.room_steps: Counter[str] = Counter()
-        self.steps_here = 0  # steps since the agent last entered its room
-        self.searched: set[tuple[str, str]] = set()  # (entity, room): searched there without finding it
-        self.obs_words: set[str] = set()
-        self._moves: set[str] = set()
-        self.walked: set[tuple[str, str]] = set()  # (room, direction) moves made this episode
-        self.exits: dict[str, set[str]] = {}  # room -> the moves it offered when the agent was there
+        self.nav = Navigator(goal, observation, memory, route=self.w["route"], frontier=self.w["frontier"])
 
     def _state_key(self, observation: str, actions: list[str]) -> int:
         """The state's identity: the admissible-action set where it changes with the state (text games),
@@ -167,10 +140,10 @@ class HeuristicAgent:
             detour = True  # moving things the goal does not mention, whatever the destination
         elif verb in ("put", "insert") and not all(w in self.goal_words for w in content[-1:]):
             detour = True  # the goal's object, but somewhere the goal does not ask for
-        elif verb in ("put", "insert") and self.pairs and not any(
-                obj in x and content[-1] in y for x, y in self.pairs):
+        elif verb in ("put", "insert") and self.nav.pairs and not any(
+                obj in x and content[-1] in y for x, y in self.nav.pairs):
             detour = True  # the goal's object, but where the goal wants another one
-        if verb == "take" and obj in self.done:
+        if verb == "take" and obj in self.nav.done:
             detour = True  # delivered already: taking it back undoes the goal
         if verb in PASSIVE or verb in UNDO:
             goal_hits = 0  # looking at, dropping or closing the goal's things is no progress towards it
@@ -194,7 +167,7 @@ class HeuristicAgent:
         elif verb in UNDO:
             s -= 1.0
         delivers = verb in ("put", "insert") and not detour and goal_hits >= 2
-        if self._undoes_last(act_words) and not delivers and not (self._is_move(act_words) and len(self._moves) <= 1):
+        if self._undoes_last(act_words) and not delivers and not (self._is_move(act_words) and len(self.nav.moves) <= 1):
             s -= 2.0  # (delivering what was just taken, or going back out of a dead end, is no undo)
         if self._is_move(act_words):
             s -= self.w["tried_state"] * self.tried_in_state[(self.location, low)]
@@ -210,21 +183,16 @@ class HeuristicAgent:
     def act(self, observation: str, admissible_actions: list[str]) -> str:
         if not admissible_actions:
             raise ValueError("the environment offered no admissible action")
-        self._observe(observation)
+        self.nav.observe(observation, admissible_actions)
         self.state = self._state_key(observation, admissible_actions)
         if self.fixed_vocabulary or (self.last and self._is_move(self.last)) or self.location is None:
             self.location = self.state if self.fixed_vocabulary else hash(observation.strip().split("\n")[0])
         obs_words = set(words(observation)) - STOPWORDS
-        self._moves = {m.group(1) for a in admissible_actions if (m := MOVE_RE.fullmatch(a.lower()))}
         next_action = self._next_remembered(admissible_actions) if self.memory and self.w["mem_next"] else None
-        if self.room:
-            self.exits[self.room] = set(self._moves)
-        toward = self._route_step(admissible_actions)
-        if toward is None:
-            toward = self._explore_step()
+        plan = self.nav.plan(admissible_actions)
         choice = max(admissible_actions,
-                     key=lambda a: self.score(a, obs_words, next_action) + self._route_bonus(a, toward))
-        self.last_action = choice.lower()
+                     key=lambda a: self.score(a, obs_words, next_action) + self.nav.bonus(a, plan))
+        self.nav.record(choice)
         low = choice.lower()
         self.tried_in_state[(self.location if self._is_move(words(low)) else self.state, low)] += 1
         self.tried[low] += 1
@@ -233,93 +201,3 @@ class HeuristicAgent:
         if nxt >= 0:
             self.cursor = nxt + len(low)
         return choice
-
-    # ------------------------------------------------------------------ map and route
-
-    def _observe(self, observation: str) -> None:
-        """Learn from the answer to the last action: doors taken, rooms entered, things taken."""
-        last, low = self.last_action, observation.lower()
-        room = room_of(observation)
-        move = MOVE_RE.fullmatch(last) if last else None
-        if move and self.room:
-            self.walked.add((self.room, move.group(1)))
-            if room:
-                self.map.add_door(self.room, move.group(1), room)
-        if room:
-            if room != self.room:
-                self.steps_here = 0
-                target = next((e for e in self.goal_entities if e not in self.held), None)
-                if self.room and target and self.room in self.map.rooms_with(target):
-                    self.searched.add((target, self.room))  # left without it: it is not (or no longer) there
-            self.room = room
-            self.map.note(room, observation)
-        if self.room:
-            self.room_steps[self.room] += 1
-            self.steps_here += 1
-        self.obs_words = set(words(observation))
-        if last.startswith("take ") and not NO_EFFECT.match(low):
-            self.held.update(w for w in words(last.split(" from ")[0])[1:] if w not in STOPWORDS)
-        put = re.match(r"(?:put|insert) (.+) (?:on|into|in) (.+)", last)
-        if put and not NO_EFFECT.match(low) and set(words(put.group(1))) & self.held:
-            delivered = set(words(put.group(1))) - STOPWORDS
-            if not self.pairs or any(delivered <= x and set(words(put.group(2))) <= y for x, y in self.pairs):
-                self.done |= delivered | (set(words(put.group(2))) - STOPWORDS)
-
-    def _route_step(self, actions: list[str]) -> str | None:
-        """The first move of the shortest known way to where the first goal entity not in hand was seen: a room
-        named there, or the end of moves remembered from a named room."""
-        if not self.room or not self.map:
-            return None
-        entity = next((e for e in self.goal_entities if e not in self.held and e not in self.done), None)
-        places = self.map.places(entity) if entity else set()
-        if not places:
-            return None  # not seen yet: explore (the goal's later entities wait until this one is in hand)
-        best: list[str] | None = None
-        for place in sorted(places):
-            room, moves = self.map.locate(place)
-            if not moves and (entity, room) in self.searched:
-                continue
-            if not moves and room == self.room:
-                here = self.obs_words | {w for a in actions for w in words(a)}
-                if entity in here or self.room_steps[self.room] < SEARCH_STEPS:
-                    return None  # it is (or may be) here: the local actions will do
-                self.searched.add((entity, self.room))  # searched long enough: try the next place it was seen
-                continue
-            path = self.map.route(self.room, {room})
-            if path is None:
-                continue
-            path += list(moves)
-            if path[0] not in self._moves and self.steps_here > BLOCKED_STEPS:
-                continue  # no such exit here, and nothing opened one: a misremembered way
-            if best is None or len(path) < len(best):
-                best = path
-        return best[0] if best else None
-
-    def _explore_step(self) -> tuple[str, float] | None:
-        """No known way to the goal: an exit of this room not taken yet, else the first move towards the nearest
-        known room that has one (the frontier)."""
-        if not self.room:
-            return None
-        fresh = sorted(d for d in self._moves if (self.room, d) not in self.walked)
-        if fresh:
-            return fresh[0] if len(fresh) == 1 else None, self.w["frontier"]  # None: any fresh exit
-        frontier = {r for r, exits in self.exits.items() if any((r, d) not in self.walked for d in exits)}
-        path = self.map.route(self.room, frontier) if frontier else None
-        return (path[0], self.w["frontier"]) if path else None
-
-    def _route_bonus(self, action: str, toward) -> float:
-        low = action.lower()
-        move = MOVE_RE.fullmatch(low)
-        if isinstance(toward, tuple):  # exploring
-            direction, bonus = toward
-            if move and (move.group(1) == direction or
-                         (direction is None and (self.room, move.group(1)) not in self.walked)):
-                return bonus
-            return 0.0
-        if toward is None:
-            return 0.0
-        if low == f"go {toward}":
-            return self.w["route"]
-        if low.startswith("open ") and toward not in self._moves:
-            return self.w["route"] * 0.5  # perhaps the door on the way
-        return 0.0
