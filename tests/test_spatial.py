@@ -128,3 +128,35 @@ def test_two_fetches_each_object_goes_where_the_goal_wants_it_and_stays_there():
     assert agent.act("You put the worm on the bookshelf.", after) == "take sponge"
     last = ["take worm from bookshelf", "put sponge on bookshelf", "insert sponge into case", "go east"]
     assert agent.act("You pick up the sponge from the ground.", last) == "insert sponge into case"
+
+
+TRAIL = ("Start: -= Lounge =- You arrive in a lounge.\n"
+         "Actions that solved it: go north -> go east -> go west -> go north -> take staple from bookshelf -> go south\n"
+         "Steps that earned reward: take staple from bookshelf -> put staple on desk\n")
+
+
+def test_moves_from_a_named_room_are_a_trail_with_loops_cut():
+    m = TextMap().read(TRAIL)
+    assert m.places("staple") == {("lounge", ("north", "north"))}  # east then west went nowhere
+    assert m.places("desk") == set()  # the next line is not where the trail ended
+    assert m.locate(("lounge", ("north", "north"))) == ("lounge", ("north", "north"))
+    m.add_door("lounge", "north", "hall")  # walked: the trail resolves as far as the doors are known
+    assert m.locate(("lounge", ("north", "north"))) == ("hall", ("north",))
+
+
+def test_the_agent_follows_a_trail_and_gives_up_a_way_that_does_not_exist():
+    agent = HeuristicAgent(seed=0)
+    lounge = "-= Lounge =-\nA lounge."
+    agent.begin(GOAL, lounge, TRAIL)
+    assert agent.act(lounge, ["go north", "go east", "look"]) == "go north"
+    hall = "-= Hall =-\nA hall."
+    assert agent.act(hall, ["go north", "go south", "go west"]) == "go north"
+    # elsewhere, the remembered way leads through a wall: after a few steps the agent stops insisting on it
+    agent = HeuristicAgent(seed=0)
+    agent.begin(GOAL, lounge, TRAIL)
+    actions = ["go east", "go west", "look", "open box"]
+    agent.act(lounge, actions)
+    assert agent.nav.plan(actions).kind == "route"  # north, through what may be a closed door: open things
+    for _ in range(3):
+        agent.act(lounge, actions)
+    assert agent.nav.plan(actions) is None or agent.nav.plan(actions).kind == "explore"  # north given up
