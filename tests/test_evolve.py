@@ -84,8 +84,9 @@ def test_meta_agent_fix_loop_repairs_a_broken_design_and_archives_both(tmp_path,
 
     def script(request):
         prompt = request["messages"][-1]["content"]
-        if "Reply with a JSON object" in prompt:
+        if "The design to improve" in prompt:
             analyse_prompts.append(prompt)
+        if "Reply with a JSON object" in prompt:
             return json.dumps({"analysis": "the parent forgets solutions", "plan": "store solved action lists"})
         if "failed verification" in prompt:
             assert "eval" in prompt and "forbidden" in prompt  # the findings are fed back
