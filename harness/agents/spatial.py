@@ -10,9 +10,13 @@ design's retrieved text or the agent's own observations -- and learns:
   of the header; the way back is assumed to be the opposite move (text-game maps are undirected);
 * **what is where**: the words of a room's *segment* -- the text after its header up to the next move or
   header, and no further than the end of the header's line unless the header stands alone on its line (as in
-  a raw observation) -- are things seen or found there. The thing moved by ``put X on Y`` / ``insert X into Y`` is not
-  where the putting happened (only its destination ``Y`` is), so a remembered delivery does not misplace the
-  object it delivered.
+  a raw observation) -- are things seen or found there. The thing moved by ``put X on Y`` / ``insert X into Y``
+  is not where the putting happened (only its destination ``Y`` is), so a remembered delivery does not misplace the
+  object it delivered;
+* **trails**: moves made from a named room without the header of the rooms they led to (``Start: -= Lounge =-``
+  then ``go north -> go east -> take staple``) place what follows them, on the same line, at (Lounge, the moves).
+  Text-game maps are grids, so a walk that comes back to an earlier position is cut out of the moves;
+  :meth:`TextMap.locate` follows known doors as far as they resolve a trail.
 
 :meth:`TextMap.route` is a breadth-first search over the known doors. Nothing here reads game files: only text.
 """
@@ -48,9 +52,6 @@ class TextMap:
         self.doors: dict[str, dict[str, str]] = {}
         self.seen: dict[str, set[str]] = {}  # word -> rooms whose segments mention it
         self.trails: dict[str, set[tuple[str, tuple[str, ...]]]] = {}  # word -> (room, moves from it) seen there
-
-    def __bool__(self) -> bool:
-        return bool(self.doors or self.seen)
 
     def read(self, text: str) -> TextMap:
         """Learn from ``text`` (any case); returns self."""
