@@ -99,16 +99,15 @@ class _Constants(cst.CSTVisitor):
         parent = chain[0] if chain else None
         if self._tunable(unit, value, parent, chain):
             self.found.append((unit, value))
-            if self._named(unit, parent, chain):
+            if self._named(unit, parent):
                 self.named.add(id(unit))
 
     @staticmethod
-    def _named(unit, parent, chain) -> bool:
-        """A module/class UPPER_CASE constant or a parameter default: a knob the design declares."""
-        if isinstance(parent, cst.Param):
-            return True
-        return isinstance(parent, (cst.Assign, cst.AnnAssign)) and parent.value is unit and not any(
-            isinstance(n, (cst.FunctionDef, cst.Lambda)) for n in chain)
+    def _named(unit, parent) -> bool:
+        """For a tunable literal: a parameter default or the value of an assignment, which :meth:`_tunable` only
+        accepts for a module/class UPPER_CASE constant -- a knob the design declares."""
+        return isinstance(parent, cst.Param) or (isinstance(parent, (cst.Assign, cst.AnnAssign))
+                                                 and parent.value is unit)
 
     def _tunable(self, unit, value, parent, chain) -> bool:
         if isinstance(parent, (cst.Assign, cst.AnnAssign)) and parent.value is unit:

@@ -77,7 +77,6 @@ class ProtocolRun:
         self.benchmark = get_benchmark(self.job.benchmark)
         p = self.job.protocol
         self.suite = self.benchmark.build_suite(p.seed, p.n_train, p.n_test, self.job.cache_dir)
-        self.step_limit = p.step_limit or self.benchmark.step_limit
         self.records: list[EpisodeRecord] = []
         self._tmp = None
         if self.scratch_root is None:
@@ -89,6 +88,10 @@ class ProtocolRun:
         cls = IsolatedDesign if self.job.isolate_design else InProcessDesign
         return cls(self.job.design.source, self.job.design.name, scratch, self.models,
                    timeout_s=self.job.protocol.design_call_timeout_s, events=self.events)
+
+    def _step_limit(self, spec: TaskSpec) -> int:
+        """The job's override, else the task's own limit (e.g. per TextWorld level), else the benchmark's."""
+        return self.job.protocol.step_limit or spec.params.get("step_limit") or self.benchmark.step_limit
 
     def _agent(self, phase: str, task_id: str, repeat: int):
         a = self.job.agent
@@ -111,9 +114,8 @@ class ProtocolRun:
         rec.retrieve_s = time.monotonic() - t0
         if rec.error is None:
             agent = self._agent(phase, spec.task_id, repeat)
-            limit = self.job.protocol.step_limit or spec.params.get("step_limit") or self.step_limit
             episode = await asyncio.to_thread(play_episode, env, agent, spec, first, memory_text(rec.retrieved),
-                                              limit)
+                                              self._step_limit(spec))
             episode.retrieved = rec.retrieved
             rec.won, rec.steps, rec.progress, rec.reward = episode.won, len(episode.steps), episode.progress, \
                 episode.reward

@@ -19,6 +19,15 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+#: words that carry no content in a command or a goal
+STOPWORDS = frozenset(
+    "a an the to of in on at with from into and or is are be it its this that you your go take put for by".split()
+)
+#: common verbs: never evidence of where something is
+VERBS = frozenset("take put insert open close drop eat examine look inventory unlock lock go find get move push "
+                  "use from into on".split())
+
+
 class Agent(Protocol):
     name: str
 

@@ -27,15 +27,9 @@ import random
 import re
 from collections import Counter
 
-from harness.agents.base import words
+from harness.agents.base import STOPWORDS, VERBS, words
 from harness.agents.navigator import Navigator
 
-STOPWORDS = frozenset(
-    "a an the to of in on at with from into and or is are be it its this that you your go take put for by".split()
-)
-#: common verbs: never evidence of where something is
-VERBS = frozenset("take put insert open close drop eat examine look inventory unlock lock go find get move push "
-                  "use from into on".split())
 #: verbs that never change the game state: exploring them costs steps
 PASSIVE = frozenset({"look", "inventory", "examine", "idle", "wait"})
 #: verbs that usually make progress in text games

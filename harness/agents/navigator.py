@@ -22,13 +22,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from harness.agents.base import words
+from harness.agents.base import STOPWORDS, VERBS, words
 from harness.agents.spatial import MOVE_RE, TextMap, room_of
 
 #: words that are never a goal's entity
-NOT_ENTITIES = frozenset("a an the to of in on at with from into and or is are be it its this that you your go take "
-                         "put for by find then insert open close drop eat examine look inventory unlock lock get "
-                         "move push use".split())
+NOT_ENTITIES = STOPWORDS | VERBS | {"then"}
 #: steps spent in a room where memory placed a goal entity, not finding it, before trying elsewhere
 SEARCH_STEPS = 5
 #: steps spent in a room trying to open the way a route takes (a closed door) before giving that route up
