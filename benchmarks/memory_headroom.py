@@ -9,7 +9,7 @@ which shows the headroom that evolution can find.
 
     python benchmarks/memory_headroom.py [--benchmark textworld] [--suites 0 1 2 1000 1001]
         [--designs no_memory trajectory_retrieval trajectory_retrieval+benchmarks/designs/trajectory_map.patch]
-        [--train 6] [--test 4] [--repeats 2] [--step-limit N]
+        [--train 6] [--test 4] [--repeats 2] [--step-limit N] [--split id|ood]
 
 The seeds that call an LLM in ``update`` (reasoning_bank, dynamic_cheatsheet, g_memory) use the embedded local
 model: add them to ``--designs`` only with time to spare (minutes per suite on 2 cores).
@@ -50,7 +50,7 @@ def score(models, name: str, source: str, args, seed: int) -> float:
                   benchmark=args.benchmark, agent=AgentSpec(kind="heuristic"),
                   models=ModelSpec(embedder="hashing"),
                   protocol=ProtocolSpec(n_train=args.train, n_test=args.test, repeats=args.repeats, seed=seed,
-                                        step_limit=args.step_limit))
+                                        split=args.split, step_limit=args.step_limit))
     job.isolate_design = False
     return ProtocolRun(job, models).run_sync().score
 
@@ -64,6 +64,7 @@ def main() -> int:
     parser.add_argument("--test", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--step-limit", type=int, help="override the benchmark's step limit")
+    parser.add_argument("--split", choices=["id", "ood"], default="id", help="the deployment split")
     args = parser.parse_args()
     designs = [design_source(spec) for spec in args.designs]
     rows: dict[str, list[float]] = {}
@@ -72,7 +73,7 @@ def main() -> int:
             rows[name] = [score(models, name, source, args, seed) for seed in args.suites]
             print(f"{name:45} " + " ".join(f"{s:.3f}" for s in rows[name]), flush=True)
     base = rows.get("no_memory")
-    print(f"\n{args.benchmark}, heuristic agent, {args.train} train / {args.test} test x {args.repeats}, "
+    print(f"\n{args.benchmark} ({args.split}), heuristic agent, {args.train} train / {args.test} test x {args.repeats}, "
           f"step limit {args.step_limit or 'default'}, suites {' '.join(map(str, args.suites))}")
     print(f"{'design':45} {'mean':>6} {'vs no memory':>12} {'suites better/worse':>20}")
     for name, scores in rows.items():

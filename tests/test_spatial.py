@@ -160,3 +160,48 @@ def test_the_agent_follows_a_trail_and_gives_up_a_way_that_does_not_exist():
     for _ in range(3):
         agent.act(lounge, actions)
     assert agent.nav.plan(actions) is None or agent.nav.plan(actions).kind == "explore"  # north given up
+
+
+def test_a_closed_door_is_an_exit_to_explore_and_is_opened_when_nothing_else_is_new():
+    hall = "-= Hall =-\nA hall with a chest. There is a closed portal leading north. There is an exit to the west."
+    closet = "-= Closet =-\nAn empty closet. There is an exit to the east."
+    for seed in range(6):
+        agent = HeuristicAgent(seed=seed)
+        agent.begin("Find the lamp and put it into the locker.", hall, "")
+        assert agent.act(hall, ["go west", "open chest", "open portal", "look"]) == "go west"  # the open way first
+        assert agent.act(closet, ["go east", "look"]) == "go east"
+        # back in the hall: west is known, the way back east too; the closed portal is the only new exit
+        assert agent.nav.exits["hall"] == {"north", "west"}
+        assert agent.act(hall, ["go west", "open chest", "open portal", "look"]) == "open portal"
+        assert agent.act("You open the portal.", ["go west", "go north", "close portal"]) == "go north"
+
+
+OTHER_WORLD = ("[1] SOLVED\nGoal: Find the lamp and put it into the locker.\n"
+               "Actions: go east -= Hall =- -> go south -= Vault =- -> take lamp -> go north -= Hall =-\n"
+               "[2] SOLVED\nGoal: Find the lamp and put it into the locker.\n"
+               "Actions: go west -= Hall =- -> go north -= Den =- -> take lamp\n")
+
+
+def test_memory_is_trusted_block_by_block_as_far_as_it_agrees_with_what_is_seen():
+    agent = HeuristicAgent(seed=0)
+    hall = "-= Hall =-\nA hall. There is an exit to the north. There is an exit to the east."
+    agent.begin("Find the lamp and put it into the locker.", hall, OTHER_WORLD)
+    assert agent.nav.map.places("lamp") == {("vault", ()), ("den", ())}
+    # block 1 remembers a door south of the hall: this hall has none -> another world
+    assert agent.act(hall, ["go north", "go east", "look"]) == "go north"  # the den, as block 2 remembers it
+    assert agent.nav.distrusted == {0} and agent.nav.map.places("lamp") == {("den", ())}
+    # the door leads elsewhere than block 2 said: block 2 is distrusted too, and what the agent saw stays
+    agent.act("-= Garden =-\nA garden. There is an exit to the south.", ["go south", "look"])
+    assert agent.nav.distrusted == {0, 1}
+    assert agent.nav.map.doors["hall"] == {"north": "garden"} and agent.nav.map.places("lamp") == set()
+
+
+def test_the_way_the_plan_takes_is_not_punished_as_dithering():
+    agent = HeuristicAgent(seed=0)
+    hall = "-= Hall =-\nA hall. There is an exit to the north. There is an exit to the east."
+    nook = "-= Nook =-\nA nook. There is an exit to the south. There is an exit to the east."
+    agent.begin("Find the lamp and put it into the locker.", hall, "-= Hall =- go east -= Yard =- -> take lamp")
+    for obs, actions in [(hall, ["go north"]), (nook, ["go south"]), (hall, ["go north"])]:
+        agent.act(obs, actions)  # pushed back and forth (only one way was open)
+    # south again, back the way it came for the second time, is still the way to the lamp: not dithering
+    assert agent.act(nook, ["go south", "go east", "look"]) == "go south"

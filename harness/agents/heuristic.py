@@ -12,8 +12,9 @@ It scores every admissible action and takes the best (ties broken by a seeded RN
 * **route**: on text games a :class:`~harness.agents.navigator.Navigator` keeps a map read from the memory
   text and the agent's own observations (rooms named by headers such as ``-= Kitchen =-``, doors, what was seen
   where, moves remembered from a named room) and the goal's progress (objects in hand, delivered). The move on
-  the shortest known way to where the next goal object (then its destination) was seen gets a bonus; without
-  one, exits not taken yet do. So memory that places the goal's objects in named rooms, and records moves
+  the shortest known way to where the next goal object (then its destination) was seen gets a bonus (and no
+  penalty for going back the way it came); without one, exits not taken yet do, closed doors included. Memory
+  that contradicts what the agent sees is dropped block by block. So memory that places the goal's objects in named rooms, and records moves
   followed by the header of the room they led to, lets the agent walk straight there.
 
 It reads only the goal, the observations, the admissible actions and the memory text: never walkthroughs,
@@ -120,7 +121,8 @@ class HeuristicAgent:
             return None
         return best
 
-    def score(self, action: str, observation_words: set[str], next_action: str | None = None) -> float:
+    def score(self, action: str, observation_words: set[str], next_action: str | None = None,
+              planned: bool = False) -> float:
         low = action.lower()
         act_words = words(low)
         verb = act_words[0] if act_words else ""
@@ -161,10 +163,14 @@ class HeuristicAgent:
         elif verb in UNDO:
             s -= 1.0
         delivers = verb in ("put", "insert") and not detour and goal_hits >= 2
-        if self._undoes_last(act_words) and not delivers and not (self._is_move(act_words) and len(self.nav.moves) <= 1):
+        if planned:
+            pass  # the navigator's way (back towards the goal or unexplored exits) is no dithering
+        elif self._undoes_last(act_words) and not delivers and not (
+                self._is_move(act_words) and len(self.nav.moves) <= 1):
             s -= 2.0  # (delivering what was just taken, or going back out of a dead end, is no undo)
         if self._is_move(act_words):
-            s -= self.w["tried_state"] * self.tried_in_state[(self.location, low)]
+            if not planned:
+                s -= self.w["tried_state"] * self.tried_in_state[(self.location, low)]
         else:
             s -= self.w["tried_state"] * self.tried_in_state[(self.state, low)]
             s -= self.w["tried_episode"] * self.tried[low]
@@ -185,7 +191,8 @@ class HeuristicAgent:
         next_action = self._next_remembered(admissible_actions) if self.memory and self.w["mem_next"] else None
         plan = self.nav.plan(admissible_actions)
         choice = max(admissible_actions,
-                     key=lambda a: self.score(a, obs_words, next_action) + self.nav.bonus(a, plan))
+                     key=lambda a: self.score(a, obs_words, next_action, self.nav.planned(a, plan))
+                     + self.nav.bonus(a, plan))
         self.nav.record(choice)
         low = choice.lower()
         self.tried_in_state[(self.location if self._is_move(words(low)) else self.state, low)] += 1

@@ -2,8 +2,11 @@
 
 A :class:`Navigator` keeps, for one episode:
 
-* a :class:`~harness.agents.spatial.TextMap` read from the memory text and then from every observation (doors
-  taken, rooms entered and what was seen there);
+* a :class:`~harness.agents.spatial.TextMap` merged from what the agent saw itself (doors taken, rooms entered
+  and what was seen there, exits described, closed doors included) and from the memory text, block by block
+  (:func:`~harness.agents.spatial.blocks`): a block whose map contradicts what the agent sees -- a door of the
+  current room that it does not have, or a door that led elsewhere -- is distrusted and dropped from the map
+  (memory of another world whose room names collide with this one);
 * the goal's progress: the goal's entities in order, which of them are in hand (a ``take`` that worked), which
   are delivered (a ``put``/``insert`` that worked, into the place the goal names for that object -- goals of
   the form "find the X and put it on the Y" are parsed into such pairs);
@@ -12,8 +15,9 @@ A :class:`Navigator` keeps, for one episode:
 :meth:`Navigator.plan` decides the episode's next direction: the first move of the shortest known way to where
 the first goal entity neither in hand nor delivered was seen (a named room, or the end of moves remembered
 from a named room), giving up a room searched in vain and a way whose next exit does not exist here; with no
-known way, an exit not taken yet, or the way to the nearest room that has one. :meth:`Navigator.bonus` turns the
-plan into a score bonus for one admissible command.
+known way, an exit not taken yet (a closed door's too: then opening that door is the step), or the way to the
+nearest room that has one. :meth:`Navigator.bonus` turns the plan into a score bonus for one admissible command;
+a move the plan names is no dithering (:meth:`Navigator.planned`), even when it goes back the way it came.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from harness.agents.base import STOPWORDS, VERBS, words
-from harness.agents.spatial import MOVE_RE, TextMap, room_of
+from harness.agents.spatial import MOVE_RE, OPPOSITE, TextMap, blocks, room_of
 
 #: words that are never a goal's entity
 NOT_ENTITIES = STOPWORDS | VERBS | {"then"}
@@ -38,6 +42,8 @@ PAIR_RE = re.compile(r"find (?:the |a |an )?(.+?) and (?:put|place|insert) it (?
 NO_EFFECT = re.compile(r"^\s*(you can't|you cannot|that's not|i don't|i didn't|i only understood|you don't see|"
                        r"nothing happens|there is no|you see no|you need|you're not|you are not)", re.IGNORECASE)
 _PUT_RE = re.compile(r"(?:put|insert) (.+) (?:on|into|in) (.+)")
+#: an exit a room's description mentions: "a closed portal leading north", "an exit to the west", "try going east"
+_EXIT_RE = re.compile(r"(?:(?:closed|locked) ([a-z]+) )?(?:leading|to the|going|heading) (north|south|east|west)\b")
 
 
 def _entities(text: str) -> set[str]:
@@ -59,14 +65,18 @@ class Navigator:
 
     def __init__(self, goal: str, observation: str, memory: str, *, route: float = 3.0, frontier: float = 1.0):
         self.w_route, self.w_frontier = route, frontier
-        self.map = TextMap().read(memory) if memory else TextMap()
+        # memory's map, block by block: a block that contradicts what the agent sees is dropped (another world)
+        self.blocks = [m for m in (TextMap().read(b) for b in blocks(memory)) if not m.empty] if memory else []
+        self.distrusted: set[int] = set()
+        self.own = TextMap()  # what the agent saw itself: always trusted, and first
+        self.map = self._merged()
         self.goal_entities = list(dict.fromkeys(w for w in words(goal) if w not in NOT_ENTITIES))
         self.pairs = [(_entities(a), _entities(b)) for a, b in PAIR_RE.findall(goal.lower())]
         self.held: set[str] = set()
         self.done: set[str] = set()  # words of objects delivered (and of where they went): never taken back
         self.room = room_of(observation)
         if self.room:
-            self.map.note(self.room, observation)
+            self._note(self.room, observation)
         self.last_action = ""
         self.room_steps: Counter[str] = Counter()
         self.steps_here = 0  # steps since the agent last entered its room
@@ -74,7 +84,8 @@ class Navigator:
         self.obs_words: set[str] = set()
         self.moves: set[str] = set()  # the directions admissible now
         self.walked: set[tuple[str, str]] = set()  # (room, direction) moves made this episode
-        self.exits: dict[str, set[str]] = {}  # room -> the moves it offered when the agent was there
+        self.exits: dict[str, set[str]] = {}  # room -> the moves it offered (or described) when the agent was there
+        self.closed: dict[str, str] = {}  # direction -> the closed door the current room describes there
 
     def target(self) -> str | None:
         """The first goal entity neither in hand nor delivered."""
@@ -89,15 +100,19 @@ class Navigator:
         if move and self.room:
             self.walked.add((self.room, move.group(1)))
             if room:
+                self.own.add_door(self.room, move.group(1), room)
                 self.map.add_door(self.room, move.group(1), room)
+                if room != self.room and move.group(1) in OPPOSITE:
+                    self.walked.add((room, OPPOSITE[move.group(1)]))  # the way back is known: no frontier
         if room:
             if room != self.room:
                 self.steps_here = 0
                 target = self.target()
                 if self.room and target and self.room in self.map.rooms_with(target):
                     self.searched.add((target, self.room))  # left without it: it is not (or no longer) there
+            arrived = (move.group(1), self.room) if move and self.room and room != self.room else None
             self.room = room
-            self.map.note(room, observation)
+            self._note(room, observation)
         if self.room:
             self.room_steps[self.room] += 1
             self.steps_here += 1
@@ -112,7 +127,33 @@ class Navigator:
                 self.done |= thing | place
         self.moves = {m.group(1) for a in actions if (m := MOVE_RE.fullmatch(a.lower()))}
         if self.room:
-            self.exits[self.room] = set(self.moves)
+            described = room == self.room  # a room's description (not the answer to "open portal")
+            if described:
+                self.closed = {d: door for door, d in _EXIT_RE.findall(low) if door}
+            self.exits[self.room] = self.moves | set(self.closed) | (
+                {d for _, d in _EXIT_RE.findall(low)} if described else self.exits.get(self.room, set()))
+            if room:
+                self._check(self.exits[self.room], arrived)
+
+    def _note(self, room: str, observation: str) -> None:
+        self.own.note(room, observation)
+        self.map.note(room, observation)
+
+    def _merged(self) -> TextMap:
+        """The agent's own map, then every memory block not distrusted (a door already known keeps its way)."""
+        merged = TextMap().merge(self.own)
+        for i, block in enumerate(self.blocks):
+            if i not in self.distrusted:
+                merged.merge(block)
+        return merged
+
+    def _check(self, exits: set[str], arrived: tuple[str, str] | None) -> None:
+        """Distrust the memory blocks that contradict the current room's exits or the door just taken."""
+        wrong = {i for i, block in enumerate(self.blocks)
+                 if i not in self.distrusted and block.contradicts(self.room, exits, arrived)}
+        if wrong:
+            self.distrusted |= wrong
+            self.map = self._merged()
 
     def record(self, action: str) -> None:
         """The agent chose ``action``."""
@@ -127,20 +168,28 @@ class Navigator:
             return Plan("route", direction)
         return self._explore()
 
+    def planned(self, action: str, plan: Plan | None) -> bool:
+        """Whether ``action`` is the move ``plan`` names (a deliberate way back is no dithering)."""
+        move = MOVE_RE.fullmatch(action.lower())
+        return bool(plan and plan.direction and move and move.group(1) == plan.direction)
+
     def bonus(self, action: str, plan: Plan | None) -> float:
         """The bonus ``plan`` gives ``action``."""
         if plan is None:
             return 0.0
         low = action.lower()
         move = MOVE_RE.fullmatch(low)
-        if plan.kind == "explore":
-            fresh = move and (self.room, move.group(1)) not in self.walked
-            return self.w_frontier if move and (move.group(1) == plan.direction or
-                                                (plan.direction is None and fresh)) else 0.0
+        weight = self.w_frontier if plan.kind == "explore" else self.w_route
         if move:
-            return self.w_route if move.group(1) == plan.direction else 0.0
-        if low.startswith("open ") and plan.direction not in self.moves:
-            return self.w_route * 0.5  # perhaps the door on the way
+            fresh = (self.room, move.group(1)) not in self.walked
+            return weight if move.group(1) == plan.direction or (plan.direction is None and fresh) else 0.0
+        if not low.startswith("open ") or plan.direction in self.moves:
+            return 0.0
+        door = self.closed.get(plan.direction) if plan.direction else None
+        if door:
+            return weight if low == f"open {door}" else 0.0  # the closed door on the way
+        if plan.kind == "route":
+            return weight * 0.5  # perhaps the door on the way
         return 0.0
 
     def _route(self, actions: list[str]) -> str | None:
@@ -170,7 +219,7 @@ class Navigator:
         return best[0] if best else None
 
     def _explore(self) -> Plan | None:
-        fresh = sorted(d for d in self.moves if (self.room, d) not in self.walked)
+        fresh = sorted(d for d in self.exits.get(self.room, self.moves) if (self.room, d) not in self.walked)
         if fresh:
             return Plan("explore", fresh[0] if len(fresh) == 1 else None)
         frontier = {r for r, exits in self.exits.items() if any((r, d) not in self.walked for d in exits)}

@@ -18,7 +18,9 @@ design's retrieved text or the agent's own observations -- and learns:
   Text-game maps are grids, so a walk that comes back to an earlier position is cut out of the moves;
   :meth:`TextMap.locate` follows known doors as far as they resolve a trail.
 
-:meth:`TextMap.route` is a breadth-first search over the known doors. Nothing here reads game files: only text.
+:meth:`TextMap.route` is a breadth-first search over the known doors. :func:`blocks` cuts a memory text into the
+units (one remembered episode, typically) that a reader trusts or distrusts as a whole; :meth:`TextMap.merge`
+and :meth:`TextMap.contradicts` are how. Nothing here reads game files: only text.
 """
 
 from __future__ import annotations
@@ -37,6 +39,16 @@ _MAX_GAP = 40
 OPPOSITE = {"north": "south", "south": "north", "east": "west", "west": "east", "up": "down", "down": "up"}
 _SKIP = frozenset("a an the to of in on at with from into and or is are be it its this that you your there here "
                   "see can room exit leading go".split())
+
+
+#: where one memory block ends: a blank line, or a line that starts a numbered or headed item ("[2] ...",
+#: "2. ...", "## ...")
+_BLOCK_RE = re.compile(r"\n\s*\n|\n(?=[ \t]*(?:\[\d+\]|\d+[.)][ \t]|#{1,6}[ \t]))")
+
+
+def blocks(text: str) -> list[str]:
+    """``text`` cut into blocks (see ``_BLOCK_RE``): the units a memory's map is trusted or distrusted in."""
+    return [b for b in _BLOCK_RE.split(text) if b.strip()]
 
 
 def room_of(text: str) -> str | None:
@@ -89,6 +101,34 @@ class TextMap:
         elif trail is not None:
             self._note_trail(trail, text[last_end:].split("\n", 1)[0])
         return self
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing was learnt (no door, no room, no trail)."""
+        return not (self.doors or self.seen or self.trails)
+
+    def merge(self, other: TextMap) -> TextMap:
+        """Add what ``other`` knows; a door this map already has keeps its target. Returns self."""
+        for room, doors in other.doors.items():
+            for direction, target in doors.items():
+                self.doors.setdefault(room, {}).setdefault(direction, target)
+        for word, rooms in other.seen.items():
+            self.seen.setdefault(word, set()).update(rooms)
+        for word, places in other.trails.items():
+            self.trails.setdefault(word, set()).update(places)
+        return self
+
+    def contradicts(self, room: str, exits: set[str], arrived: tuple[str, str] | None = None) -> bool:
+        """Whether this map disagrees with what was seen: a door of ``room`` that is not among its ``exits``,
+        or ``arrived`` = (direction, room reached) from the room before, when the map has that door lead
+        elsewhere."""
+        if exits and any(d not in exits for d in self.doors.get(room, {})):
+            return True
+        if arrived is not None:
+            direction, before = arrived
+            target = self.doors.get(before, {}).get(direction)
+            return target is not None and target != room
+        return False
 
     def places(self, word: str) -> set[tuple[str, tuple[str, ...]]]:
         """Where ``word`` was seen as (named room, moves from it) -- moves () for a room seen by name."""
