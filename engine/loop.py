@@ -8,6 +8,7 @@ recorded parent selection and any design it already archived; evaluations left `
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,13 @@ from harness.agents.prompts import memory_notes
 from harness.errors import ModelError
 from harness.protocol import stable_seed
 
+
+def child_name(parent: str, operator: str, step: int, attempt: int | None = None) -> str:
+    """A child's display name: its lineage's seed, the operator and the step (``trajectory_retrieval~mutate:
+    constants@28``; a meta attempt adds ``.i``). Bounded, unlike a chain of every ancestor's operator; the
+    archive keeps the lineage itself (parent ids)."""
+    root = re.split(r"[~+>]", parent, maxsplit=1)[0]
+    return f"{root}~{operator}@{step}" + (f".{attempt}" if attempt is not None else "")
 
 class EngineError(Exception):
     """The run cannot go on (bad seeds, broken infrastructure); the message says what to do."""
@@ -215,7 +223,7 @@ class Evolution:
                 continue
             used = list(parents[: op.arity])
             self.archive.add_design(child.id, child.source, proposer=name, parents=used, step=step,
-                                    name=f"{genomes[0].name}+{name}", code_vector=code_vector(child.source))
+                                    name=child_name(genomes[0].name, name, step), code_vector=code_vector(child.source))
             self.archive.record_event("propose", {"design": child.id, "operator": name, "parents": used}, step=step)
             return child.id
         self.archive.record_event("propose", {"design": None, "operator": "none-applicable"}, step=step)
@@ -246,7 +254,7 @@ class Evolution:
                 continue
             g = attempt.genome
             self.archive.add_design(g.id, g.source, proposer="meta_agent", parents=[parent_id], step=step,
-                                    name=f"{parent.name}>meta{step}.{i}", analysis=proposal.analysis,
+                                    name=child_name(parent.name, "meta", step, i), analysis=proposal.analysis,
                                     plan=proposal.plan, code_vector=code_vector(g.source),
                                     tokens={self.config.meta.model: {"total_tokens": tokens}} if i == 0 else None,
                                     wall_s=time.monotonic() - started if i == 0 else 0.0)

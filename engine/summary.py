@@ -19,7 +19,8 @@ def final_table(evo, console: Console, top: int = 3) -> None:
     for d in rows:
         if archive.get(d.id).status in ("evaluated", "failed"):
             evo.evaluate(d.id, HELDOUT)
-    table = Table(title=f"best designs vs baselines on {c.benchmark} (agent={c.agent}, seed={c.seed})")
+    table = Table(title=f"best designs vs baselines on {c.benchmark} (agent={c.agent}, run seed={evo.config.seed}, "
+                        f"fitness suite seed={c.seed})")
     heldout = f"held-out ({c.heldout_split}, suite seed {c.heldout_seed})"
     for col in ("design", "proposer", f"{c.split} score (fitness)", heldout, "reward", "audit"):
         table.add_column(col)

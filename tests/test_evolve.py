@@ -239,3 +239,14 @@ def test_evolve_on_ray_gives_the_results_of_a_local_run(tmp_path, openai_server)
 
     assert scores("ray") == scores("local")
     shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_child_names_stay_bounded_along_a_lineage():
+    from engine.loop import child_name
+
+    name = "trajectory_retrieval"
+    for step, op in enumerate(["mutate:constants", "crossover", "swap:update", "mutate:constants"], 1):
+        name = child_name(name, op, step)
+    assert name == "trajectory_retrieval~mutate:constants@4"
+    assert child_name(name, "meta", 5, 0) == "trajectory_retrieval~meta@5.0"
+    assert child_name("reasoning_bank+swap:update>meta3.1", "crossover", 9) == "reasoning_bank~crossover@9"  # old runs
