@@ -56,7 +56,7 @@ def _game(task: TaskSpec):
 
 def test_suite_shape_and_contract(bench, built):
     suite, cache, generated = built
-    assert bench.name == "textworld" and bench.step_limit == 10
+    assert bench.name == "textworld" and bench.step_limit == 9
     assert (suite.benchmark, suite.seed) == ("textworld", SEED)
     assert (len(suite.train), len(suite.id), len(suite.ood)) == (N_TRAIN, N_TEST, N_TEST)
     assert generated == len(_all(suite))
@@ -69,7 +69,7 @@ def test_suite_shape_and_contract(bench, built):
             json.dumps(task.to_dict())  # JSON-serialisable
             assert "walkthrough" not in json.dumps(task.params)
             assert TaskSpec.from_dict(task.to_dict()) == task
-            assert task.params["step_limit"] == (40 if split == "ood" else 10)  # two fetches in a larger world
+            assert task.params["step_limit"] == (40 if split == "ood" else 9)  # two fetches in a larger world
 
 
 def test_build_is_deterministic_per_seed(bench, built):
@@ -263,6 +263,6 @@ def test_each_task_plays_under_its_levels_step_limit_unless_the_job_overrides_it
             return [e.steps for e in ProtocolRun(job, models).run_sync().episodes if e.phase == "deploy"]
 
         ood = steps("ood", None)
-        assert max(ood) <= 40 and max(ood) > 10  # two fetches in 9 rooms: the memory-less agent needs more than 10
-        assert max(steps("id", None)) <= 10
+        assert max(ood) <= 40 and max(ood) > 9  # two fetches in 9 rooms: the memory-less agent needs more than 9
+        assert max(steps("id", None)) <= 9
         assert max(steps("ood", 6)) <= 6

@@ -36,7 +36,7 @@ score / max_score, ``won`` means every fetch is done. ``admissible_actions`` are
 commands, sorted, unfiltered (``look``, ``inventory`` and ``examine ...`` included). Commands are free
 text; interpreter meta-commands (restart, quit, save, restore, undo, ...) are refused without playing a
 turn, because they would rewind or end the game behind the harness's back. Walkthroughs are never exposed.
-The step limit depends on the level (``STEP_LIMITS``: 10 for fetch6, 40 for the two-fetch fetch9x2); each task
+The step limit depends on the level (``STEP_LIMITS``: 9 for fetch6, 40 for the two-fetch fetch9x2); each task
 carries its own in ``params["step_limit"]`` and a job's ``step_limit`` overrides it. The caller enforces it.
 """
 
@@ -62,7 +62,7 @@ from harness.errors import BenchmarkError
 
 NAME = "textworld"
 #: step limit per level (a job's ``step_limit`` overrides it): about 1.5-2x a known way, less than exploring takes
-STEP_LIMITS = {"fetch6": 10, "fetch9x2": 40}
+STEP_LIMITS = {"fetch6": 9, "fetch9x2": 40}
 
 #: (task_id, world_id, generation parameters) of one planned task.
 PlannedTask = tuple[str, str, GameParams]
