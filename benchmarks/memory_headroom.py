@@ -9,7 +9,7 @@ which shows the headroom that evolution can find.
 
     python benchmarks/memory_headroom.py [--benchmark textworld] [--suites 0 1 2 1000 1001]
         [--designs no_memory trajectory_retrieval trajectory_retrieval+benchmarks/designs/trajectory_map.patch]
-        [--train 6] [--test 4] [--repeats 2] [--step-limit N] [--split id|ood]
+        [--train 6] [--test 8] [--repeats 1] [--step-limit N] [--split id|ood]
 
 The seeds that call an LLM in ``update`` (reasoning_bank, dynamic_cheatsheet, g_memory) use the embedded local
 model: add them to ``--designs`` only with time to spare (minutes per suite on 2 cores).
@@ -61,8 +61,8 @@ def main() -> int:
     parser.add_argument("--suites", type=int, nargs="+", default=[0, 1, 2, 1000, 1001])
     parser.add_argument("--designs", nargs="+", default=DEFAULT_DESIGNS)
     parser.add_argument("--train", type=int, default=6)
-    parser.add_argument("--test", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--test", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--step-limit", type=int, help="override the benchmark's step limit")
     parser.add_argument("--split", choices=["id", "ood"], default="id", help="the deployment split")
     args = parser.parse_args()

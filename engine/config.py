@@ -43,8 +43,9 @@ class EvalConfig(BaseModel):
     agent: Literal["heuristic", "llm"] = "heuristic"
     embedder: Literal["minilm", "hashing", "remote"] = "hashing"
     n_train: int = Field(6, ge=0)
-    n_test: int = Field(4, ge=1)
-    repeats: int = Field(2, ge=1)
+    n_test: int = Field(8, ge=1)
+    repeats: int = Field(1, ge=1, description="deployment repeats per test task; the heuristic agent replays the "
+                                              "same episode, so its budget buys more distinct tasks instead")
     mode: Literal["batched", "sequential"] = "batched"
     split: Literal["id", "ood"] = "id"
     heldout_split: Literal["id", "ood"] = Field(

@@ -273,3 +273,22 @@ def test_protocol_run_end_to_end_with_heuristic_agent_and_no_memory(built, tmp_p
     deploy = [e for e in result.episodes if e.phase == "deploy"]
     assert len(deploy) == 2 * N_TEST and all(1 <= e.steps <= 4 for e in result.episodes)
     assert all(e.retrieved == {} for e in result.episodes)
+
+
+def test_the_heuristic_agent_completes_generated_errands(built, tmp_path, monkeypatch):
+    from harness.jobspec import DesignSpec, JobSpec, ModelSpec, ProtocolSpec
+    from harness.models.factory import ModelSettings, open_models
+    from harness.protocol import ProtocolRun
+
+    suite, cache, _, _ = built
+    monkeypatch.setenv("ALFWORLD_DATA", str(tmp_path))
+    source = (REPO / "seeds" / "no_memory.py").read_text()
+    job = JobSpec(job_id="alf-win", design=DesignSpec(name="no_memory", source=source), benchmark="alfworld",
+                  models=ModelSpec(embedder="hashing"), cache_dir=str(cache), isolate_design=False,
+                  protocol=ProtocolSpec(n_train=N_TRAIN, n_test=N_TEST, repeats=1, seed=SEED))
+    with open_models(ModelSettings(embedder="hashing")) as models:
+        result = ProtocolRun(job, models).run_sync()
+    episodes = [e for e in result.episodes]
+    assert sum(e.won for e in episodes) >= 3, [(e.task_id, e.won, e.actions[-3:]) for e in episodes]
+    # an errand ends with the object placed (or a lamp used), not by running out of steps
+    assert all(e.actions[-1].startswith(("move ", "put ", "use ")) for e in episodes if e.won)

@@ -30,6 +30,7 @@ from collections import Counter
 
 from harness.agents.base import STOPWORDS, VERBS, words
 from harness.agents.navigator import Navigator
+from harness.agents.places import Errand
 
 #: verbs that never change the game state: exploring them costs steps
 PASSIVE = frozenset({"look", "inventory", "examine", "idle", "wait"})
@@ -86,6 +87,7 @@ class HeuristicAgent:
         self.last: list[str] = []
         self.location: int | None = None
         self.nav = Navigator(goal, observation, memory, route=self.w["route"], frontier=self.w["frontier"])
+        self.errand = Errand(goal, observation, memory)
 
     def _state_key(self, observation: str, actions: list[str]) -> int:
         """The state's identity: the admissible-action set where it changes with the state (text games),
@@ -190,9 +192,11 @@ class HeuristicAgent:
         obs_words = set(words(observation)) - STOPWORDS
         next_action = self._next_remembered(admissible_actions) if self.memory and self.w["mem_next"] else None
         plan = self.nav.plan(admissible_actions)
+        self.errand.observe(observation, admissible_actions)
+        errand = self.errand.next_action(admissible_actions)
         choice = max(admissible_actions,
-                     key=lambda a: self.score(a, obs_words, next_action, self.nav.planned(a, plan))
-                     + self.nav.bonus(a, plan))
+                     key=lambda a: self.score(a, obs_words, next_action, self.nav.planned(a, plan) or a == errand)
+                     + self.nav.bonus(a, plan) + (2 * self.w["route"] if a == errand else 0.0))
         self.nav.record(choice)
         low = choice.lower()
         self.tried_in_state[(self.location if self._is_move(words(low)) else self.state, low)] += 1
