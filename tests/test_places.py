@@ -99,3 +99,11 @@ def test_two_objects_the_placed_one_is_not_taken_again():
     errand.observe("You move the spatula 1 to the drawer 1.", go_actions("drawer 1"))
     assert errand.holding is None and errand.placed == {"spatula 1"}
     assert errand.next_action(go_actions("drawer 1")) == "go to countertop 1"  # where the second one lies
+
+
+def test_the_older_alfworld_wording_loc_n_is_placed_by_the_command_that_led_there():
+    goal = "Your task is to: put some ladle on countertop."
+    errand = Errand(goal, START.format(goal="put some ladle on countertop"), "")
+    errand.record("go to cabinet 2")
+    errand.observe("You arrive at loc 12. On the cabinet 2, you see a ladle 1.", go_actions("cabinet 2"))
+    assert errand.at == "cabinet 2" and errand.visited == {"cabinet 2"} and errand.seen["cabinet 2"] == {"ladle 1"}

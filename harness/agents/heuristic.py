@@ -198,6 +198,7 @@ class HeuristicAgent:
                      key=lambda a: self.score(a, obs_words, next_action, self.nav.planned(a, plan) or a == errand)
                      + self.nav.bonus(a, plan) + (2 * self.w["route"] if a == errand else 0.0))
         self.nav.record(choice)
+        self.errand.record(choice)
         low = choice.lower()
         self.tried_in_state[(self.location if self._is_move(words(low)) else self.state, low)] += 1
         self.tried[low] += 1

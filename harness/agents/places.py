@@ -7,7 +7,7 @@ under a lamp -- and then, from what each step's answer says was seen where, name
 the errand on: take a seen object, go to where one was seen, use the appliance, open and fill the
 destination, or explore the place not visited yet that memory names next to the object (else the next one).
 
-It reads only the goal, observations, admissible commands and the memory text.
+It reads only the goal, observations, admissible commands, its own commands and the memory text.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ TRANSFORM = {"clean": ("clean", "sinkbasin"), "hot": ("heat", "microwave"), "hea
              "cool": ("cool", "fridge")}
 _THING_RE = re.compile(r"\b([a-z]+) (\d+)\b")
 _SEEN_RE = re.compile(r"you see (.+?)(?:\.|$)")
-_ARRIVE_RE = re.compile(r"you arrive at (?:loc \d+\. )?(?:the )?([a-z]+ \d+)")
+_ARRIVE_RE = re.compile(r"you arrive at (?:the )?([a-z]+ \d+)")
 _PICK_RE = re.compile(r"you pick up the ([a-z]+ \d+)")
 _DONE_RE = re.compile(r"you (?:clean|heat|cool) the ([a-z]+ \d+)")
 _PLACED_RE = re.compile(r"you (?:move|put) the ([a-z]+ \d+) (?:to|in|on|into) the ([a-z]+ \d+)")
@@ -73,6 +73,7 @@ class Errand:
         self.holding: str | None = None
         self.transformed = False
         self.placed: set[str] = set()
+        self.last = ""  # the agent's last command
         self.observe(observation, [])
 
     def observe(self, observation: str, actions: list[str]) -> None:
@@ -81,8 +82,11 @@ class Errand:
             if place not in self.places:
                 self.places.append(place)  # (where the agent stands is no "go to" target: keep what was listed)
         arrived = _ARRIVE_RE.search(low)
-        if arrived:
+        if low.startswith("you arrive at") and self.last.startswith("go to "):
+            self.at = self.last[6:]  # (older ALFWorld data says "you arrive at loc 12" instead of the place)
+        elif arrived:
             self.at = arrived.group(1)
+        if self.at and low.startswith("you arrive at"):
             self.visited.add(self.at)
         for seen in _SEEN_RE.findall(low):
             things = {f"{a} {b}" for a, b in _THING_RE.findall(seen)}
@@ -100,6 +104,10 @@ class Errand:
             if _kind(placed.group(2)) == self.dest:
                 self.placed.add(self.holding)
             self.holding, self.transformed = None, False
+
+    def record(self, action: str) -> None:
+        """The agent chose ``action``."""
+        self.last = action.lower()
 
     def next_action(self, actions: list[str]) -> str | None:
         """The admissible command that moves the errand on, or None (then the agent's scores decide)."""
