@@ -60,7 +60,8 @@ class Errand:
     def __init__(self, goal: str, observation: str, memory: str):
         parsed = parse_goal(goal)
         self.active = parsed is not None
-        self.obj, self.dest, self.verb, self.need = parsed or ("", "", None, 1)
+        # (how many is not needed: a placed object is never taken again, and the game ends with the last one)
+        self.obj, self.dest, self.verb, _ = parsed or ("", "", None, 1)
         low_memory = memory.lower()
         # place types memory mentions next to the object (e.g. "take ladle 1 from countertop 1"): searched first
         chunks = [c for c in re.split(r"->|[\n;|]", low_memory) if re.search(rf"\b{re.escape(self.obj)}\b", c)]
