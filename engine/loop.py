@@ -36,6 +36,7 @@ def child_name(parent: str, operator: str, step: int, attempt: int | None = None
     root = re.split(r"[~+>]", parent, maxsplit=1)[0]
     return f"{root}~{operator}@{step}" + (f".{attempt}" if attempt is not None else "")
 
+
 class EngineError(Exception):
     """The run cannot go on (bad seeds, broken infrastructure); the message says what to do."""
 

@@ -14,8 +14,12 @@ It scores every admissible action and takes the best (ties broken by a seeded RN
   where, moves remembered from a named room) and the goal's progress (objects in hand, delivered). The move on
   the shortest known way to where the next goal object (then its destination) was seen gets a bonus (and no
   penalty for going back the way it came); without one, exits not taken yet do, closed doors included. Memory
-  that contradicts what the agent sees is dropped block by block. So memory that places the goal's objects in named rooms, and records moves
-  followed by the header of the room they led to, lets the agent walk straight there.
+  that contradicts what the agent sees is dropped block by block. So memory that places the goal's objects in
+  named rooms, and records moves followed by the header of the room they led to, lets the agent walk straight
+  there;
+* **errand**: in "go to <place>" worlds (ALFWorld) an :class:`~harness.agents.places.Errand` names the command
+  that moves the goal on (take, clean/heat/cool, use a lamp, open, place, or go to the next place -- those that
+  memory names next to the goal's object first), and that command gets a large bonus.
 
 It reads only the goal, the observations, the admissible actions and the memory text: never walkthroughs,
 policy commands or other privileged game data. With empty memory it is a goal-directed explorer, so a design
