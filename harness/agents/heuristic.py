@@ -169,11 +169,9 @@ class HeuristicAgent:
         elif verb in UNDO:
             s -= 1.0
         delivers = verb in ("put", "insert") and not detour and goal_hits >= 2
-        if planned:
-            pass  # the navigator's way (back towards the goal or unexplored exits) is no dithering
-        elif self._undoes_last(act_words) and not delivers and not (
-                self._is_move(act_words) and len(self.nav.moves) <= 1):
-            s -= 2.0  # (delivering what was just taken, or going back out of a dead end, is no undo)
+        leaves_dead_end = self._is_move(act_words) and len(self.nav.moves) <= 1
+        if not (planned or delivers or leaves_dead_end) and self._undoes_last(act_words):
+            s -= 2.0  # (the planned way, delivering what was just taken, or leaving a dead end, is no undo)
         if self._is_move(act_words):
             if not planned:
                 s -= self.w["tried_state"] * self.tried_in_state[(self.location, low)]

@@ -126,14 +126,13 @@ class Navigator:
             if not self.pairs or any(thing <= x and place <= y for x, y in self.pairs):
                 self.done |= thing | place
         self.moves = {m.group(1) for a in actions if (m := MOVE_RE.fullmatch(a.lower()))}
-        if self.room:
-            described = room == self.room  # a room's description (not the answer to "open portal")
-            if described:
-                self.closed = {d: door for door, d in _EXIT_RE.findall(low) if door}
-            self.exits[self.room] = self.moves | set(self.closed) | (
-                {d for _, d in _EXIT_RE.findall(low)} if described else self.exits.get(self.room, set()))
-            if room:
-                self._check(self.exits[self.room], arrived)
+        if room:  # a room's description (not the answer to "open portal"): the exits it names, closed ones too
+            described = _EXIT_RE.findall(low)
+            self.closed = {d: door for door, d in described if door}
+            self.exits[room] = self.moves | {d for _, d in described}
+            self._check(self.exits[room], arrived)
+        elif self.room:
+            self.exits[self.room] = self.moves | self.exits.get(self.room, set())
 
     def _note(self, room: str, observation: str) -> None:
         self.own.note(room, observation)

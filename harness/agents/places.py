@@ -89,10 +89,9 @@ class Errand:
             self.at = arrived.group(1)
         if self.at and low.startswith("you arrive at"):
             self.visited.add(self.at)
-        for seen in _SEEN_RE.findall(low):
-            things = {f"{a} {b}" for a, b in _THING_RE.findall(seen)}
-            if self.at and not low.startswith("you are in the middle"):
-                self.seen[self.at] = things  # what is there now
+        if self.at and not low.startswith("you are in the middle"):  # (the start lists places, not things)
+            for seen in _SEEN_RE.findall(low):
+                self.seen[self.at] = {f"{a} {b}" for a, b in _THING_RE.findall(seen)}  # what is there now
         picked = _PICK_RE.search(low)
         if picked:
             self.holding = picked.group(1)
