@@ -4,10 +4,16 @@
 worker's audit hooks (:mod:`harness.isolation.audit`) and the sandbox's limit hits.
 
 ``hostile``: it tried something refused to a design (network, subprocess, fork, ctypes, signals, tampering with
-the interpreter, writing outside its scratch directory), read a file outside the allowed roots and outside the
-job's private ``/tmp`` (host files, the game cache with the held-out tasks, the job spec), or exhausted the pids
-limit. ``suspicious``: it imported risky modules, read files elsewhere in the job's private ``/tmp``, or hit
-the memory, time, output or scratch limit. ``clean``: none of these.
+the interpreter, its audit hook or its channel, writing outside its scratch directory), read a file outside the
+allowed roots and outside the job's private ``/tmp`` (host files, the game cache with the held-out tasks, the job
+spec), left processes running after a call (``process``), produced a result that does not add up
+(``integrity``), or exhausted the pids limit. ``suspicious``: it imported risky modules, read files elsewhere in
+the job's private ``/tmp``, left files outside its scratch, asked the broker for something it refuses, crashed
+the harness, or hit the memory, time, output or scratch limit. ``clean``: none of these.
+
+The hooks that report most of these run inside the design's own process and only warn: a design can switch
+them off (the canary then reports ``tamper``). What protects the score is the process and uid boundary; the
+``process``, ``integrity`` and limit events come from outside the design's process.
 
 The replay (:mod:`engine.replay`) adds the static half (:func:`engine.capabilities.static_audit`) with
 :func:`full_verdict` -- static safety findings alone make a design at most ``suspicious``, never ``hostile``:
@@ -20,10 +26,12 @@ from collections.abc import Iterable
 from typing import Any
 
 HOSTILE_KINDS = frozenset({"network", "subprocess", "fork", "ctypes", "signal", "tamper", "file_write",
-                           "file_read"})
+                           "file_read", "process", "integrity"})
 SUSPICIOUS_KINDS = frozenset({"import"})
+#: broker events that say the job asked for something the broker does not give
+SUSPICIOUS_BROKER = frozenset({"refused"})
 HOSTILE_OUTCOMES = frozenset({"pids_exhausted"})
-SUSPICIOUS_OUTCOMES = frozenset({"oom", "timeout"})
+SUSPICIOUS_OUTCOMES = frozenset({"oom", "timeout", "crashed", "output_exceeded"})
 #: sandbox limit events (``{"kind": "limit", "event": NAME}``) and what they say about a design
 HOSTILE_LIMITS = frozenset({"pids"})
 SUSPICIOUS_LIMITS = frozenset({"oom", "timeout", "cpu_time", "output", "scratch_full"})
@@ -47,7 +55,9 @@ def verdict(events: Iterable[dict[str, Any]], outcome: str = "ok") -> tuple[str,
             suspicious.append(what)
         elif kind == "file_read" or (kind in HOSTILE_KINDS and _refused(e)):
             hostile.append(what)
-        elif kind in SUSPICIOUS_KINDS:
+        elif kind in SUSPICIOUS_KINDS or kind in HOSTILE_KINDS:
+            suspicious.append(what)
+        elif kind == "broker" and name in SUSPICIOUS_BROKER:
             suspicious.append(what)
         elif kind == "limit" and name in HOSTILE_LIMITS:
             hostile.append(f"limit: {name} (the pids limit refused a fork) {detail[:100]}".strip())

@@ -42,10 +42,14 @@ class Evaluator:
         local_embedder = c.eval.embedder if c.eval.embedder in ("minilm", "hashing") else None
         self.broker = Broker(BrokerConfig(
             chat_base_url=c.task.base_url, local_chat_model=c.task.local_model, api_key_env=c.task.api_key_env,
+            # the names the harness sends from inside the sandbox (job_spec's ModelSpec): the only ones served
+            chat_model=c.task.model, embed_model=None if local_embedder else ModelSpec().embed_model,
             models=[c.task.model], local_embedder=local_embedder, cassette_dir=self.run_dir / "cassette",
             timeout=c.task.timeout, max_attempts=c.task.max_attempts, threads=c.task.threads,
             # one request at a time to an embedded CPU model: queueing here, not in its server, avoids timeouts
             max_concurrency=1 if c.task.base_url is None else 4,
+            # the cap on one reply: what the task agent is configured to ask for, at least the broker's default
+            max_completion_tokens=max(1024, c.task.max_tokens),
         ))
         self.runner = JobRunner(self.backend, self.broker,
                                 limits=Limits(memory_mb=c.sandbox.memory_mb, pids=c.sandbox.pids,

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from archive import Archive
 from archive.selection import ParentSelector
-from engine.audit import verdict
+from engine.audit import full_verdict
+from engine.capabilities import static_audit
 from engine.config import EvolveConfig
 from engine.descriptors import code_vector
 from engine.evaluator import Evaluator
@@ -87,7 +88,7 @@ class Evolution:
             raise EngineError(f"infrastructure failure while evaluating {design.name} ({design_id}): "
                               f"{report.detail}. Fix it, then resume with --resume {self.run_dir}")
         events = list(report.events)
-        audit, reasons = verdict(events, report.outcome.value)
+        audit, reasons = full_verdict(events, report.outcome.value, static_audit(design.source))
         if report.outcome.value == "ok" and report.result is not None:
             self.archive.record_result(ev.id, report.result.model_dump(), artefacts=[str(out)])
             self.archive.set_status(design_id, "evaluated")

@@ -185,15 +185,19 @@ def run_job(plan: Plan, args: argparse.Namespace, cassette: Path | None, limits:
     c = plan.config
     spec = plan.job.model_copy(deep=True)
     embedder = spec.models.embedder
+    # the embedding model the recording broker sent upstream (and keyed its cassette with)
+    embed_model = {"hashing": "hashing", "remote": spec.models.embed_model}.get(embedder)
     if cassette is not None:  # offline: no chat upstream, no key, a miss is an error inside the job
         cfg = BrokerConfig(chat_base_url=None, local_chat_model=None, api_key_env="ALMA_REPLAY_NO_KEY",
                            local_embedder="minilm" if embedder == "minilm" else None, models=[spec.models.chat_model],
+                           chat_model=spec.models.chat_model, embed_model=embed_model,
                            cassette_dir=cassette, cassette_mode="replay")
     else:
         if args.task_model:
             spec.models.chat_model = args.task_model
         cfg = BrokerConfig(chat_base_url=live_url(args, c), local_chat_model=c.task.local_model,
                            api_key_env=c.task.api_key_env, models=[spec.models.chat_model],
+                           chat_model=spec.models.chat_model, embed_model=embed_model,
                            local_embedder=embedder if embedder in ("minilm", "hashing") else None,
                            cassette_mode="off", timeout=c.task.timeout, max_attempts=c.task.max_attempts,
                            threads=c.task.threads, max_concurrency=1 if live_url(args, c) is None else 4)

@@ -6,7 +6,9 @@ Example::
         --agent heuristic --train 6 --test 4 --repeats 3 --mode batched --seed 0 --out result.json
 
 Exit codes: 0 evaluated (whatever the score), 2 bad input (unreadable design, unknown benchmark, bad flags),
-3 the design could not be loaded or violates the contract, 4 model or benchmark failure.
+3 the design could not be loaded or violates the contract, 4 model or benchmark failure, 5 a design call ran
+past its deadline. The design runs in its own worker process (under its own uid when run as root); this
+process never executes its code unless ``--no-isolation`` is given.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rich.console import Console
 
 from harness.cli_common import add_job_arguments, job_from_args, write_json_atomic
 from harness.errors import BenchmarkError, DesignError, ModelError
+from harness.isolation.proxy import DesignTimeout
 from harness.loader import load_design_source
 from harness.protocol import ProtocolRun
 from harness.summary import print_summary
@@ -46,11 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/] invalid arguments: {exc}")
         return 2
     job.isolate_design = not args.no_isolation
-    try:
-        load_design_source(job.design.source, args.design)  # fail fast with the contract error
-    except DesignError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return 3
+    if args.no_isolation:
+        try:
+            load_design_source(job.design.source, args.design)  # fail fast with the contract error
+        except DesignError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            return 3
     from harness.models.factory import ModelSettings, open_models
 
     settings = ModelSettings(**job.models.model_dump(exclude={"uds"}))
@@ -65,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"evaluating {job.design.name} on {job.benchmark}: {len(run.suite.train)} train tasks, "
                           f"{job.protocol.n_test} x {job.protocol.repeats} deployment ({job.protocol.mode})")
             result = run.run_sync()
+    except DesignError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 3
+    except DesignTimeout as exc:
+        console.print(f"[red]design timeout:[/] {exc}")
+        return 5
     except BenchmarkError as exc:
         console.print(f"[red]benchmark error:[/] {exc}")
         return 4 if "unknown benchmark" not in str(exc) else 2

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import math
 import shutil
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,7 +30,15 @@ from harness.agents.llm_agent import LLMAgent
 from harness.design import memory_text
 from harness.envs import get_benchmark
 from harness.envs.base import TaskSpec, TextEnv
-from harness.isolation.proxy import DesignCallError, InProcessDesign, IsolatedDesign
+from harness.errors import DesignLoadError
+from harness.isolation import procs
+from harness.isolation.proxy import (
+    DesignCallError,
+    DesignLoadFailed,
+    DesignTimeout,
+    InProcessDesign,
+    IsolatedDesign,
+)
 from harness.jobspec import EpisodeRecord, EvalResult, JobSpec
 from harness.loader import source_hash
 from harness.types import Episode, Step, Task
@@ -78,16 +87,28 @@ class ProtocolRun:
         p = self.job.protocol
         self.suite = self.benchmark.build_suite(p.seed, p.n_train, p.n_test, self.job.cache_dir)
         self.records: list[EpisodeRecord] = []
-        self._tmp = None
+        self._tmp: str | None = None
         if self.scratch_root is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="alma-eval-")
-            self.scratch_root = Path(self._tmp.name)
+            self._tmp = tempfile.mkdtemp(prefix="alma-eval-")
+            self.scratch_root = Path(self._tmp)
         self.scratch_root = Path(self.scratch_root)
+        # designs/: where each phase's worker makes its own scratch directory (under its own uid, it may
+        # create entries but not list or touch others'); logs/: the workers' output, private to the harness
+        self._designs = self.scratch_root / "designs"
+        self._logs = self.scratch_root / "logs"
+        self._designs.mkdir(parents=True, exist_ok=True)
+        self._logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._designs.chmod(0o1733)
+        self.scratch_root.chmod(0o711)
 
-    def _design(self, scratch: Path):
-        cls = IsolatedDesign if self.job.isolate_design else InProcessDesign
-        return cls(self.job.design.source, self.job.design.name, scratch, self.models,
-                   timeout_s=self.job.protocol.design_call_timeout_s, events=self.events)
+    def _design(self, scratch: Path, seed_from: Path | None = None):
+        if not self.job.isolate_design:
+            return InProcessDesign(self.job.design.source, self.job.design.name, scratch, self.models,
+                                   timeout_s=self.job.protocol.design_call_timeout_s, events=self.events,
+                                   seed_from=seed_from)
+        return IsolatedDesign(self.job.design.source, self.job.design.name, scratch, self.models,
+                              timeout_s=self.job.protocol.design_call_timeout_s, events=self.events,
+                              seed_from=seed_from, log_path=self._logs / f"{scratch.name}.stderr.log")
 
     def _step_limit(self, spec: TaskSpec) -> int:
         """The job's override, else the task's own limit (e.g. per TextWorld level), else the benchmark's."""
@@ -109,6 +130,8 @@ class ProtocolRun:
         t0 = time.monotonic()
         try:
             rec.retrieved = await design.retrieve(task)
+        except DesignTimeout:
+            raise
         except DesignCallError as exc:
             rec.error = f"retrieve failed: {exc}"
         rec.retrieve_s = time.monotonic() - t0
@@ -124,6 +147,8 @@ class ProtocolRun:
                 t1 = time.monotonic()
                 try:
                     await design.update(episode)
+                except DesignTimeout:
+                    raise
                 except DesignCallError as exc:
                     rec.error = f"update failed: {exc}"
                     rec.won = False
@@ -144,12 +169,20 @@ class ProtocolRun:
                 self._record(EpisodeRecord(task_id=spec.task_id, phase=phase, split=spec.split, repeat=r,
                                            won=False, steps=0, error=f"design failed to start: {exc}"))
 
-    async def _sequence(self, scratch: Path, specs: list[TaskSpec], phase: str, repeat: int, learn: bool):
-        design = self._design(scratch)
+    async def _sequence(self, scratch: Path, specs: list[TaskSpec], phase: str, repeat: int, learn: bool,
+                        seed_from: Path | None = None):
+        design = self._design(scratch, seed_from)
         env = self.benchmark.make_env()
         try:
             try:
                 await asyncio.to_thread(design.start)
+            except DesignLoadFailed as exc:
+                if phase == "collect":
+                    raise DesignLoadError(self.job.design.name, f"it failed to start in its worker:\n{exc}") from exc
+                self._start_failed(specs, phase, [repeat], exc)
+                return
+            except DesignTimeout:
+                raise
             except DesignCallError as exc:
                 self._start_failed(specs, phase, [repeat], exc)
                 return
@@ -159,8 +192,8 @@ class ProtocolRun:
             env.close()
             await asyncio.to_thread(design.close)
 
-    async def _batched(self, scratch: Path, specs: list[TaskSpec], repeats: int):
-        design = self._design(scratch)
+    async def _batched(self, scratch: Path, specs: list[TaskSpec], repeats: int, seed_from: Path | None = None):
+        design = self._design(scratch, seed_from)
         gate = asyncio.Semaphore(self.job.protocol.concurrency)
         envs: list[TextEnv] = []
 
@@ -175,6 +208,8 @@ class ProtocolRun:
         try:
             try:
                 await asyncio.to_thread(design.start)
+            except DesignTimeout:
+                raise
             except DesignCallError as exc:
                 self._start_failed(specs, "deploy", range(repeats), exc)
                 return
@@ -187,24 +222,33 @@ class ProtocolRun:
     async def run(self) -> EvalResult:
         started = time.monotonic()
         p = self.job.protocol
-        collect_dir = self.scratch_root / "collect"
+        collect_dir = self._designs / "collect"
         try:
             await self._sequence(collect_dir, self.suite.train[: p.n_train], "collect", 0, learn=True)
-            collect_dir.mkdir(parents=True, exist_ok=True)
             tests = self.suite.split(p.split)[: p.n_test]
             if p.mode == "batched":
-                deploy_dir = self.scratch_root / "deploy"
-                shutil.copytree(collect_dir, deploy_dir)
-                await self._batched(deploy_dir, tests, p.repeats)
+                await self._batched(self._designs / "deploy", tests, p.repeats, seed_from=collect_dir)
             else:
                 for r in range(p.repeats):
-                    deploy_dir = self.scratch_root / f"deploy-{r}"
-                    shutil.copytree(collect_dir, deploy_dir)
-                    await self._sequence(deploy_dir, tests, "deploy", r, learn=True)
+                    await self._sequence(self._designs / f"deploy-{r}", tests, "deploy", r, learn=True,
+                                         seed_from=collect_dir)
         finally:
-            if self._tmp is not None:
-                self._tmp.cleanup()
+            self._check_writes()
+            if self._tmp is not None:  # what the design's uid made may stay (inside a sandbox: its tmpfs)
+                shutil.rmtree(self._tmp, ignore_errors=True)
         return self._result(time.monotonic() - started)
+
+    def _check_writes(self) -> None:
+        """Inside a sandbox (a harness that is not root but may change uids), report files the design's uid
+        left outside its scratch directories."""
+        uid = procs.design_uid()
+        if uid is None or os.geteuid() == 0 or not self.job.isolate_design:
+            return
+        stray = procs.files_outside(uid, ["/tmp", "/dev/shm", "/var/tmp"], [str(self._designs)])
+        if stray:
+            self.events.append({"kind": "file_write", "event": "outside_scratch", "refused": False,
+                                "detail": f"{len(stray)} file(s) of the design outside its scratch: "
+                                          + ", ".join(stray[:5])})
 
     def run_sync(self) -> EvalResult:
         return asyncio.run(self.run())

@@ -1,9 +1,12 @@
 """``python -m harness.run JOBFILE --out RESULT --events EVENTS``: play one job spec (what the sandbox runs).
 
-Reads a :class:`harness.jobspec.JobSpec`, evaluates the design (in its own worker process), writes the
-:class:`harness.jobspec.EvalResult` atomically to ``--out`` and the runtime audit events as JSON lines to
-``--events``. Only this process writes the result; the design's worker is stopped before it is written.
-Exit codes: 0 evaluated; 2 unreadable or invalid job; 3 the design does not load; 4 model or benchmark failure.
+Reads a :class:`harness.jobspec.JobSpec`, evaluates the design, writes the :class:`harness.jobspec.EvalResult`
+atomically to ``--out`` and the runtime audit events as JSON lines to ``--events``. This process (the scorer)
+never imports or executes the design's code: the design runs only in its worker process (under its own uid where
+one can be given), whose every process is killed before the result is written.
+Exit codes: 0 evaluated; 2 unreadable or invalid job (a job that asks to run the design in this process is
+invalid); 3 the design does not load or breaks the contract; 4 model or benchmark failure; 5 a design call ran
+past its deadline.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from pydantic import ValidationError
 
 from harness.cli_common import write_json_atomic
 from harness.errors import BenchmarkError, DesignError, ModelError
+from harness.isolation.proxy import DesignTimeout
 from harness.jobspec import JobSpec
-from harness.loader import load_design_source
 from harness.protocol import ProtocolRun
+
+EXIT_BAD_JOB, EXIT_DESIGN, EXIT_MODEL, EXIT_TIMEOUT = 2, 3, 4, 5
 
 
 def write_events(path: str | Path, events: list[dict]) -> None:
@@ -40,27 +45,40 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValidationError) as exc:
         print(f"error: invalid job spec {args.job}: {exc}", file=sys.stderr)
         return 2
-    events: list[dict] = []
+    if not job.isolate_design:
+        print("error: harness.run always runs the design in its own worker process; isolate_design=false is "
+              "only for harness.evaluate --no-isolation", file=sys.stderr)
+        return EXIT_BAD_JOB
     try:
-        load_design_source(job.design.source, job.design.name)
-    except DesignError as exc:
-        events.append({"kind": "design_error", "event": "load", "detail": str(exc)[:2000], "refused": False})
+        compile(job.design.source, job.design.name, "exec")
+    except (SyntaxError, ValueError) as exc:
+        print(f"error: memory design {job.design.name!r} does not compile: {exc}", file=sys.stderr)
         if args.events:
-            write_events(args.events, events)
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
+            write_events(args.events, [{"kind": "design_error", "event": "load", "detail": str(exc)[:2000],
+                                        "refused": False}])
+        return EXIT_DESIGN
     from harness.models.factory import ModelSettings, open_models
 
+    events: list[dict] = []
+    failure = None
     try:
         with open_models(ModelSettings(**job.models.model_dump())) as models:
             run = ProtocolRun(job, models, scratch_root=Path(args.scratch or job.scratch_dir) if (
                 args.scratch or job.scratch_dir) else None, events=events)
             result = run.run_sync()
+    except DesignError as exc:
+        events.append({"kind": "design_error", "event": "load", "detail": str(exc)[:2000], "refused": False})
+        failure = (EXIT_DESIGN, exc)
+    except DesignTimeout as exc:
+        events.append({"kind": "limit", "event": "design_timeout", "detail": str(exc)[:500]})
+        failure = (EXIT_TIMEOUT, exc)
     except (BenchmarkError, ModelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        failure = (EXIT_MODEL, exc)
+    if failure is not None:
+        print(f"error: {failure[1]}", file=sys.stderr)
         if args.events:
             write_events(args.events, events)
-        return 4
+        return failure[0]
     if args.events:
         write_events(args.events, events)
     write_json_atomic(args.out, result.model_dump())

@@ -5,12 +5,46 @@ broker serves ``POST /v1/chat/completions``, ``POST /v1/embeddings`` and ``GET /
 its cassette cannot answer to the configured upstream: an OpenAI-compatible endpoint (the API key is read
 from the host's environment and never enters the sandbox) or, for embeddings, the host's own embedder.
 
-Per session (= per job): a request budget and a token budget. Over budget the job gets HTTP 402 with error
-code ``budget_exceeded`` at once (the harness's clients do not retry 4xx), never a hang. Across sessions: a
-cap on concurrent upstream requests. Every exchange is recorded in the cassette (see
-:mod:`sandbox.cassette`); in ``replay`` mode no upstream is needed at all.
+**The broker decides what is paid for.** The socket is reachable by the design's own code, so a request is
+never forwarded as sent: :mod:`sandbox.broker_policy` builds a new upstream body from an allow-list and this
+run's configuration, and anything outside the rules is refused with HTTP 400 (error code ``refused``) and
+recorded as the session event ``{"kind": "broker", "event": "refused", "detail": "<field and value>"}``.
 
-    broker = Broker(BrokerConfig(chat_base_url="http://127.0.0.1:8080/v1", cassette_dir=run_dir / "cassette"))
+``/chat/completions``
+  - ``model``: absent, or exactly the configured chat model (``BrokerConfig.chat_model``; by default the
+    embedded model's name when the embedded model serves chat, else the first of ``BrokerConfig.models``);
+    any other name is refused. The upstream is always sent the configured model.
+  - ``messages``: a non-empty list of at most 64 objects with exactly ``role`` (system, user, assistant) and
+    ``content`` (a string); at most 200,000 characters of content in all.
+  - ``n``: absent or 1.
+  - ``max_tokens`` or its alias ``max_completion_tokens`` (not both): an integer >= 1; above
+    ``BrokerConfig.max_completion_tokens`` (default 1024) it is clamped to it, with a ``clamped`` event (the
+    first per field and session); absent means the cap. The upstream is sent ``max_tokens``.
+  - ``temperature`` in [0, 2]; ``top_p`` in (0, 1]; ``stop`` a string or at most 4 strings (200 characters
+    each); ``seed`` a 64-bit integer; ``response_format`` only ``{"type": "json_object"}`` or
+    ``{"type": "text"}``; ``stream`` absent or false. A field set to null counts as absent.
+  - Any other field (tools, functions, logprobs, logit_bias, user, ...) is refused, the event naming it.
+
+``/embeddings``
+  - ``input``: a string or a non-empty list of at most 256 strings, each at most 8,000 characters.
+  - ``model``: any string or absent; the upstream is always sent the configured embedding model
+    (``BrokerConfig.embed_model``; by default the host embedder's name, ``all-MiniLM-L6-v2`` or ``hashing``).
+  - ``encoding_format``: absent or ``"float"``; ``dimensions`` and any other field are refused.
+
+Per session (= per job): a request budget and a token budget, **never overshot**. Before forwarding, a
+request reserves its maximum cost: an upper bound on its prompt tokens (the UTF-8 bytes of the content, as
+no tokenizer makes more tokens than bytes, plus 8 per message and 64 per request for the chat template; 4 per
+embedding input) plus the max_tokens sent upstream. When the tokens used, plus those reserved by requests in
+flight, plus this request's maximum would pass the budget, the job gets HTTP 402 with error code
+``budget_exceeded`` at once (the harness's clients do not retry 4xx), never a hang; the same when the request
+budget is spent. After the reply the reservation is replaced by the usage the upstream reports (when it
+reports none: the prompt bound and at most max_tokens, counted by the reply's bytes); a failed request is
+charged nothing. This holds as long as the upstream honours max_tokens. Across sessions: a cap on concurrent
+upstream requests. Every exchange is recorded in the cassette (see :mod:`sandbox.cassette`), keyed by the
+sanitised body, so a replay sees the same keys; in ``replay`` mode no upstream is needed at all.
+
+    broker = Broker(BrokerConfig(chat_base_url="http://127.0.0.1:8080/v1", chat_model="gpt-4o-mini",
+                                 cassette_dir=run_dir / "cassette"))
     session = broker.open_session("job-1", Budget(max_requests=200), client_uid=backend.uid)
     ... mount session.socket_dir at /broker ...
     session.usage(); session.events; session.close(); broker.close()
@@ -32,6 +66,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from sandbox.broker_policy import Admitted, Policy, Refused, sanitise
 from sandbox.cassette import Cassette, CassetteMode, request_key
 from sandbox.errors import BrokerError
 from sandbox.upstream import (
@@ -60,11 +95,21 @@ class BrokerConfig:
     """OpenAI-compatible chat endpoint; None: the embedded local model, started on the first chat request."""
     local_chat_model: str | None = "qwen2.5-coder-0.5b"
     """The embedded model used when chat_base_url is None; None: no chat upstream (cassette only)."""
+    chat_model: str | None = None
+    """The one chat model served and sent upstream (the name the harness sends: ``ModelSpec.chat_model``);
+    None: ``local_chat_model`` when the embedded model serves chat, else the first of ``models``, else chat
+    requests are refused."""
     embed_base_url: str | None = None
     local_embedder: str | None = "hashing"
     """``minilm`` / ``hashing``: serve /v1/embeddings on the host; None: forward to embed_base_url."""
+    embed_model: str | None = None
+    """The embedding model sent upstream; None: the host embedder's name (``all-MiniLM-L6-v2`` / ``hashing``)
+    when local_embedder is set, else embedding requests are refused."""
+    max_completion_tokens: int = 1024
+    """Cap on a chat request's max_tokens: larger values are clamped, an absent one is the cap."""
     api_key_env: str = "OPENAI_API_KEY"
     models: list[str] = field(default_factory=list)
+    """What ``GET /v1/models`` lists; empty: the chat model."""
     cassette_dir: Path | None = None
     cassette_mode: CassetteMode = "auto"
     max_concurrency: int = 4
@@ -105,6 +150,14 @@ class Broker:
                                                             **options)
         else:
             self._upstreams["/embeddings"] = None
+        if cfg.max_completion_tokens < 1:
+            raise BrokerError(f"max_completion_tokens must be >= 1, got {cfg.max_completion_tokens}")
+        local_embed = self._upstreams["/embeddings"] if cfg.local_embedder else None
+        self.policy = Policy(
+            chat_model=(cfg.chat_model or (cfg.local_chat_model if not cfg.chat_base_url else None)
+                        or next(iter(cfg.models), None)),
+            embed_model=cfg.embed_model or getattr(local_embed, "model", None),
+            max_completion_tokens=cfg.max_completion_tokens)
         self._slots = threading.BoundedSemaphore(cfg.max_concurrency)
         self._sessions: list[BrokerSession] = []
         self._lock = threading.Lock()
@@ -166,7 +219,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.path.rstrip("/").endswith("/models"):
-            names = self.server.session.broker.config.models
+            broker = self.server.session.broker
+            names = broker.config.models or [m for m in (broker.policy.chat_model,) if m]
             self._reply(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in names]})
         else:
             self._reply(404, _error(f"no route GET {self.path}", "not_found"))
@@ -201,6 +255,13 @@ def _error(message: str, code: str) -> dict[str, Any]:
     return {"error": {"message": f"alma broker: {message}", "type": code, "code": code}}
 
 
+def _tokens(value: Any) -> int | None:
+    """A token count from a reply's usage, or None when it is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return max(0, int(min(value, 2**62)))
+
+
 class BrokerSession:
     """One job's socket, budget, usage and events."""
 
@@ -208,7 +269,10 @@ class BrokerSession:
                  socket_dir: Path | None):
         self.broker, self.job_id, self.budget = broker, job_id, budget
         self.requests = self.prompt_tokens = self.completion_tokens = self.cassette_hits = 0
+        self.refused = 0  # requests refused by the policy
+        self.reserved = 0  # tokens held by the requests in flight (see _admit)
         self.events: list[dict[str, Any]] = []
+        self._clamped: set[str] = set()
         self._occurrences: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._own_dir = socket_dir is None
@@ -247,33 +311,68 @@ class BrokerSession:
     def usage(self) -> dict[str, int]:
         with self._lock:
             return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
-                    "completion_tokens": self.completion_tokens, "cassette_hits": self.cassette_hits}
+                    "completion_tokens": self.completion_tokens, "cassette_hits": self.cassette_hits,
+                    "refused": self.refused}
 
-    def _admit(self) -> str | None:
+    def _admit(self, cost: int) -> str | None:
+        """Count the request and reserve its maximum cost, or say why the budget does not allow it."""
         with self._lock:
             b = self.budget
             if b.max_requests is not None and self.requests >= b.max_requests:
                 return f"job {self.job_id} used its request budget ({b.max_requests} requests)"
-            tokens = self.prompt_tokens + self.completion_tokens
-            if b.max_tokens is not None and tokens >= b.max_tokens:
-                return f"job {self.job_id} used its token budget ({tokens} of {b.max_tokens} tokens)"
+            used = self.prompt_tokens + self.completion_tokens
+            if b.max_tokens is not None and used + self.reserved + cost > b.max_tokens:
+                return (f"job {self.job_id} used its token budget ({used} of {b.max_tokens} tokens used, "
+                        f"{self.reserved} reserved by requests in flight, and this request may cost up to {cost})")
             self.requests += 1
+            self.reserved += cost
             return None
 
-    def _count(self, reply: dict[str, Any]) -> None:
-        usage = reply.get("usage") or {}
+    def _settle(self, admitted: Admitted, reply: dict[str, Any] | None) -> None:
+        """Replace the request's reservation by what it used (nothing when it failed)."""
+        prompt = completion = 0
+        if isinstance(reply, dict):
+            usage = reply.get("usage")
+            reported = _tokens(usage.get("prompt_tokens")) if isinstance(usage, dict) else None
+            if reported is not None:
+                prompt, completion = reported, _tokens(usage.get("completion_tokens")) or 0
+            else:  # no usage reported: the bounds (a token is at least one byte of the reply)
+                choices = reply.get("choices")
+                text = "".join(str((c.get("message") or {}).get("content") or "") for c in
+                               (choices if isinstance(choices, list) else []) if isinstance(c, dict))
+                prompt = admitted.prompt_tokens
+                completion = min(admitted.completion_tokens, len(text.encode("utf-8", "replace")))
         with self._lock:
-            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            self.completion_tokens += int(usage.get("completion_tokens") or 0)
+            self.reserved -= admitted.cost
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
 
     def handle(self, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """Answer one request: budget, then cassette, then upstream. Returns (HTTP status, JSON body)."""
-        if body.get("stream"):
-            return 400, _error("streaming is not supported through the sandbox broker", "invalid_request")
-        refused = self._admit()
+        """Answer one request: policy, budget, then cassette, then upstream. Returns (HTTP status, JSON body)."""
+        try:
+            admitted = sanitise(endpoint, body, self.broker.policy)
+        except Refused as exc:
+            with self._lock:
+                self.refused += 1
+            self._event("refused", f"{endpoint}: {exc}")
+            return 400, _error(f"refused: {exc}", "refused")
+        with self._lock:
+            first = [d for name, d in admitted.clamped.items() if name not in self._clamped]
+            self._clamped.update(admitted.clamped)
+        for detail in first:
+            self._event("clamped", f"{endpoint}: {detail} (the first such request of this job)")
+        refused = self._admit(admitted.cost)
         if refused:
             self._event("budget_exceeded", refused)
             return 402, _error(f"{refused}; the job may not make more model requests", "budget_exceeded")
+        status, reply = 500, _error("internal error", "broker_error")
+        try:
+            status, reply = self._answer(endpoint, admitted.body)
+        finally:
+            self._settle(admitted, reply if status == 200 else None)
+        return status, reply
+
+    def _answer(self, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         cassette = self.broker.cassette
         key = request_key(endpoint, body)
         with self._lock:
@@ -284,7 +383,6 @@ class BrokerSession:
             if reply is not None:
                 with self._lock:
                     self.cassette_hits += 1
-                self._count(reply)
                 return 200, reply
             if cassette.mode == "replay":
                 self._event("cassette_miss", f"{endpoint} {key[:16]}-{occurrence}")
@@ -301,7 +399,6 @@ class BrokerSession:
             log.exception("broker session %s: %s failed", self.job_id, endpoint)
             self._event("broker_error", f"{type(exc).__name__}: {exc}")
             return 500, _error(f"internal error: {type(exc).__name__}", "broker_error")
-        self._count(reply)
         if cassette is not None and cassette.writes:
             cassette.store(key, occurrence, endpoint, body, reply)
         return 200, reply

@@ -5,15 +5,23 @@ Per job: a cgroup with the memory (no swap), pids and CPU limits; a gate process
 ever runs outside them. bubblewrap then builds an empty root (tmpfs) with read-only binds of the system
 (``/usr`` and its links), the Python interpreter and its venv, the harness (at ``/opt/alma/harness``) and the
 job's mounts; a private size-capped ``/tmp``; new pid/net/ipc/uts/cgroup namespaces; a cleared environment;
-then remounts the root read-only. As root, bubblewrap runs privileged (it can bind paths under ``/root``) and
-``setpriv`` drops the job to ``sandbox_uid`` with no capabilities and no-new-privileges; as a normal user
-bubblewrap uses an unprivileged user namespace and the job keeps that user's uid.
+then remounts the root read-only and loads a seccomp filter (:mod:`sandbox.seccomp`: no namespaces, mounts,
+ptrace, keyrings, BPF or kernel modules). Its own arguments reach it through a memfd (``--args``), so no host
+path shows in the sandbox's process list. As root, bubblewrap runs privileged (it can bind paths under
+``/root``) and ``setpriv`` drops the job to ``SANDBOX_UID`` with no-new-privileges and only the capabilities
+to start the design's worker under a second uid (``DESIGN_UID``: ``CAP_SETUID``, ``CAP_SETGID``) and to kill
+it (``CAP_KILL``); the worker itself gets none. As a normal user bubblewrap uses an unprivileged user namespace,
+the job keeps that user's uid and the design's worker shares it (no second uid can be given).
+
+The host watches the job's cgroup while it runs: the first fork refused by the pids limit ends the job as
+``pids_exhausted`` and the first OOM kill as ``oom``, within a fraction of a second.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import resource
@@ -28,7 +36,7 @@ import time
 from pathlib import Path
 
 import harness
-from sandbox import cgroups
+from sandbox import cgroups, seccomp
 from sandbox.errors import SandboxUnavailable
 from sandbox.limits import SCRATCH, JobRun
 from sandbox.outcome import (
@@ -41,8 +49,14 @@ from sandbox.outcome import (
 )
 from sandbox.watch import drain, output_over_limit
 
+log = logging.getLogger(__name__)
+
 #: Host uid/gid the job runs as when the host process is root (owns nothing on the host).
 SANDBOX_UID = int(os.environ.get("ALMA_SANDBOX_UID", "64123"))
+#: Host uid/gid of the design's worker inside the job (see harness.isolation.procs).
+DESIGN_UID = SANDBOX_UID + 1
+#: What the harness keeps: start the worker under DESIGN_UID and kill it; nothing else.
+SCORER_CAPS = "+setuid,+setgid,+kill"
 HARNESS_TARGET = "/opt/alma/harness"
 GATE_FAILED = 97
 _SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -94,7 +108,9 @@ class BubblewrapBackend:
         shutil.rmtree(self._etc, ignore_errors=True)
 
     # ----------------------------------------------------------------------------------------------------
-    def _bwrap_args(self, job: JobRun, status_fd: int) -> list[str]:
+    def _bwrap_args(self, job: JobRun, status_fd: int, seccomp_fd: int | None) -> list[str]:
+        """bubblewrap's options (host paths included), read by it from a memfd (``--args``) so that they never
+        show in a process list inside the sandbox."""
         args = ["--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
         if self.privileged:
             args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
@@ -136,17 +152,27 @@ class BubblewrapBackend:
             args += parents(root) + ["--ro-bind", root, root]
         for m in job.mounts:
             args += parents(m.target) + ["--ro-bind" if m.read_only else "--bind", str(m.source), m.target]
+            made.add(m.target)
         args += ["--remount-ro", "/", "--chdir", SCRATCH]
         path = ":".join([f"{sys.prefix}/bin", "/usr/local/bin", "/usr/bin", "/bin"])
         env = {"PATH": path, "PYTHONPATH": str(Path(HARNESS_TARGET).parent), "USER": "alma",
                **job.environment()}
+        if self.privileged:
+            env["ALMA_DESIGN_UID"] = str(DESIGN_UID)
         for k, v in env.items():
             args += ["--setenv", k, v]
-        args += ["--json-status-fd", str(status_fd), "--"]
-        if self.privileged:
-            args += [self.setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
-                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-        return [self.bwrap, *args, *job.command]
+        args += ["--json-status-fd", str(status_fd)]
+        if seccomp_fd is not None:
+            args += ["--seccomp", str(seccomp_fd)]
+        return args
+
+    def _command(self, job: JobRun) -> list[str]:
+        """What bubblewrap runs (its argv after ``--``): paths as seen inside the sandbox only."""
+        if not self.privileged:
+            return list(job.command)
+        return [self.setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+                f"--inh-caps=-all,{SCORER_CAPS}", f"--ambient-caps=-all,{SCORER_CAPS}",
+                f"--bounding-set=-all,{SCORER_CAPS}", "--no-new-privs", "--", *job.command]
 
     def _set_rlimits(self, pid: int, job: JobRun) -> None:
         lim = job.limits
@@ -168,17 +194,30 @@ class BubblewrapBackend:
             return SandboxOutcome(job.job_id, self.name, classify(None, hits, "cgroup"), detail=f"cgroup: {exc}")
         status_r, status_w = os.pipe()
         statuses: list[dict] = []
+        fds = [status_w]
+        try:
+            seccomp_fd = seccomp.filter_fd()
+            fds.append(seccomp_fd)
+        except seccomp.UnsupportedArch as exc:
+            log.warning("bubblewrap jobs run without a seccomp filter: %s", exc)
+            seccomp_fd = None
+        args_fd = os.memfd_create("alma-bwrap-args", 0)
+        fds.append(args_fd)
+        os.write(args_fd, b"".join(a.encode() + b"\0" for a in self._bwrap_args(job, status_w, seccomp_fd)))
+        os.lseek(args_fd, 0, os.SEEK_SET)
         try:
             argv = ["/bin/sh", "-c", f'read -r _ || exit {GATE_FAILED}; exec "$@"', "alma-gate",
-                    *self._bwrap_args(job, status_w)]
+                    self.bwrap, "--args", str(args_fd), "--", *self._command(job)]
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    pass_fds=[status_w], env={"PATH": "/usr/bin:/bin"}, start_new_session=True)
+                                    pass_fds=fds, env={"PATH": "/usr/bin:/bin"}, start_new_session=True)
         except OSError as exc:
             os.close(status_r)
-            os.close(status_w)
+            for fd in fds:
+                os.close(fd)
             cg.remove()
             return SandboxOutcome(job.job_id, self.name, classify(None, hits, "spawn"), detail=f"spawn: {exc}")
-        os.close(status_w)
+        for fd in fds:
+            os.close(fd)
         readers = [drain(proc.stdout, out), drain(proc.stderr, err), self._read_status(status_r, statuses)]
         infra = None
         try:
@@ -198,8 +237,8 @@ class BubblewrapBackend:
         for t in readers:
             t.join(timeout=5.0)
         cg.kill_all()
-        hits.oom = cg.oom_kills() > 0
-        hits.pids = cg.pids_refused() > 0
+        hits.oom |= cg.oom_kills() > 0
+        hits.pids |= cg.pids_refused() > 0
         peak = cg.memory_peak_mb()
         cpu = cg.cpu_seconds()
         cg.remove()
@@ -256,7 +295,14 @@ class BubblewrapBackend:
                     if reason:
                         hits.output = True
                         detail["output"] = reason
-                if hits.timeout or hits.output:
+                    if cg.pids_refused() > 0:
+                        hits.pids = True
+                        detail["pids"] = f"the pids limit ({job.limits.pids}) refused a fork; the job was stopped"
+                    if cg.oom_kills() > 0:
+                        hits.oom = True
+                        detail["oom"] = f"the memory limit ({job.limits.memory_mb} MB) killed a process; the job " \
+                                        "was stopped"
+                if hits.timeout or hits.output or hits.pids or hits.oom:
                     self._kill(proc, cg)
                     return proc.wait()
                 ready, _, _ = select.select([pidfd], [], [], min(0.25, deadline - now))

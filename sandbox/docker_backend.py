@@ -1,8 +1,10 @@
 """The Docker backend: one container per job, no network, read-only root, every limit, always removed.
 
 Each container: ``network_mode=none``; read-only root; a size-capped tmpfs at ``/tmp``; memory with swap equal
-to it (no swap); a pids limit; a CPU quota; all capabilities dropped; no-new-privileges; the image's non-root
-uid; rlimits for CPU time, file size, core dumps and open files; stdout/stderr streamed to the host and kept
+to it (no swap); a pids limit; a CPU quota; every capability dropped but ``SETUID``, ``SETGID`` and ``KILL``,
+which ``setpriv`` hands to the job as the image's non-root uid (the harness needs them to start the design's
+worker under a second uid, :data:`DESIGN_UID`, with none, and to kill it); no-new-privileges; Docker's default
+seccomp profile; an init process that reaps orphans; rlimits for CPU time, file size, core dumps and open files; stdout/stderr streamed to the host and kept
 as head + tail (the daemon's json-file copy is capped at 1 MiB, so output never fills the host's disk). The command
 runs under ``timeout -s KILL`` (PID 1, which the job cannot signal), so a container stops by itself if the
 host dies; the host kills it at the wall-clock limit. Containers carry labels naming their host process;
@@ -38,6 +40,9 @@ OWNER_LABEL = "org.alma-engine.owner"
 JOB_LABEL = "org.alma-engine.job"
 #: Extra seconds the in-container `timeout` waits beyond the wall-clock limit before killing the job itself.
 SELF_DESTRUCT_GRACE_S = 30
+#: uid of the design's worker inside the container (owns nothing in the image)
+DESIGN_UID = IMAGE_UID + 1
+SCORER_CAPS = ("SETUID", "SETGID", "KILL")
 
 
 def _start_time(pid: int) -> str | None:
@@ -137,11 +142,16 @@ class DockerBackend:
         fsize = max(lim.output_mb, lim.scratch_mb) * 2**20
         return dict(
             image=self.image,
-            command=["timeout", "-s", "KILL", str(math.ceil(lim.wall_s) + SELF_DESTRUCT_GRACE_S), *job.command],
+            command=["timeout", "-s", "KILL", str(math.ceil(lim.wall_s) + SELF_DESTRUCT_GRACE_S),
+                     "setpriv", f"--reuid={IMAGE_UID}", f"--regid={IMAGE_UID}", "--clear-groups",
+                     "--inh-caps=-all," + ",".join(f"+{c.lower()}" for c in SCORER_CAPS),
+                     "--ambient-caps=-all," + ",".join(f"+{c.lower()}" for c in SCORER_CAPS),
+                     "--no-new-privs", "--", *job.command],
             name=f"alma-{job.job_id}-{secrets.token_hex(3)}",
             labels={LABEL: "1", OWNER_LABEL: self.owner, JOB_LABEL: job.job_id},
-            user=f"{IMAGE_UID}:{IMAGE_UID}",
-            environment=job.environment(),
+            user="0:0",  # only until setpriv: the job itself runs as IMAGE_UID
+            environment={**job.environment(), "ALMA_DESIGN_UID": str(DESIGN_UID)},
+            init=True,
             working_dir=SCRATCH,
             hostname="sandbox",
             network_mode="none",
@@ -154,6 +164,7 @@ class DockerBackend:
             pids_limit=lim.pids,
             nano_cpus=int(lim.cpus * 1e9),
             cap_drop=["ALL"],
+            cap_add=list(SCORER_CAPS),
             security_opt=["no-new-privileges"],
             ipc_mode="private",
             ulimits=[types.Ulimit(name="cpu", soft=cpu_s, hard=cpu_s + 5),
@@ -221,11 +232,24 @@ class DockerBackend:
                     name = "memory.peak" if self.cgroup_version == "2" else "memory.max_usage_in_bytes"
                     with contextlib.suppress(OSError, ValueError):
                         pids_state["peak"] = int((m / name).read_text()) / 2**20
-                return None
+                    with contextlib.suppress(OSError, ValueError):
+                        oom = (m / ("memory.events" if self.cgroup_version == "2" else "memory.oom_control"))
+                        fields = dict(line.split() for line in oom.read_text().splitlines())
+                        if int(fields.get("oom_kill", 0)) > 0:
+                            return "oom"
+                return "pids" if pids_state["refused"] > 0 else None
 
             def on_trip(reason: str) -> None:
-                hits.output = True
-                detail["output"] = reason
+                if reason == "pids":
+                    hits.pids = True
+                    detail["pids"] = f"the pids limit ({job.limits.pids}) refused a fork; the job was stopped"
+                elif reason == "oom":
+                    hits.oom = True
+                    detail["oom"] = f"the memory limit ({job.limits.memory_mb} MB) killed a process; the job " \
+                                    "was stopped"
+                else:
+                    hits.output = True
+                    detail["output"] = reason
                 with contextlib.suppress(Exception):
                     container.kill()
 
@@ -251,7 +275,7 @@ class DockerBackend:
             pump.join(timeout=10.0)
             try:
                 container.reload()
-                hits.oom = bool(container.attrs["State"].get("OOMKilled"))
+                hits.oom |= bool(container.attrs["State"].get("OOMKilled"))
             except Exception as exc:  # noqa: BLE001
                 return infra(f"docker could not report the container's end: {exc}")
         finally:
@@ -259,7 +283,7 @@ class DockerBackend:
                 container.remove(force=True)
             with self._lock:
                 self._live.pop(container.id, None)
-        hits.pids = pids_state["refused"] > 0
+        hits.pids |= pids_state["refused"] > 0
         if exit_code is not None and exit_code >= 128:
             hits.cpu_time |= exit_code - 128 == 24  # SIGXCPU
             hits.output |= exit_code - 128 == 25  # SIGXFSZ

@@ -2,15 +2,20 @@
 :class:`JobReport` whose result the host has validated.
 
 Per attempt: a job directory on the host (``job/job.json``, read-only at ``/job``; ``out/``, writable at
-``/out``); the benchmark's game cache, built on the host beforehand and mounted read-only at ``/cache``; a
-broker session whose socket directory is mounted at ``/broker``. The job spec the sandbox sees points its
-model clients at the broker socket; no key and no host path enter. Inside, the backend runs
+``/out``); the benchmark's game cache, built on the host beforehand and mounted read-only at ``/cache/suite``
+behind ``/cache``; a broker session whose socket directory is mounted at ``/broker``. ``/job``, ``/out`` and
+``/cache`` belong to the harness's uid inside the sandbox with mode 0700 and the broker socket is 0600, so the
+design's worker (another uid) can read, write or connect to none of them: not the job spec, not the result,
+not the held-out tasks' walkthroughs, not the broker. The job spec the sandbox sees points its model clients
+at the broker socket; no key and no host path enter. Inside, the backend runs
 ``python -m harness.run /job/job.json --out /out/result.json --events /out/events.jsonl``.
 
 Outcome refinement on top of the backend's (see :mod:`sandbox.outcome`): exit 0 needs a result document
-that validates against :class:`~harness.jobspec.EvalResult` for this job (else ``crashed``); exit 3 is
-``design_error``; exit 2 or 4 is ``infra_error`` (``design_error`` when the broker refused the job for its
-budget); a broker that died is ``infra_error``. ``infra_error`` is retried (``retries`` times) and never scored.
+that validates against :class:`~harness.jobspec.EvalResult` for this job and whose episodes add up (the right
+tasks, phases and counts; score, stderr and progress recomputed from them), else ``crashed`` with a
+``forged_result`` event; exit 3 is ``design_error``; exit 5 (a design call past its deadline) is ``timeout``;
+exit 2 or 4 is ``infra_error`` (``design_error`` when the broker refused the job for its budget); a broker that
+died is ``infra_error``. ``infra_error`` is retried (``retries`` times) and never scored.
 """
 
 from __future__ import annotations
@@ -31,15 +36,16 @@ from harness.jobspec import EvalResult, JobSpec
 from sandbox.backend import SandboxBackend
 from sandbox.broker import Broker, BrokerSession, Budget
 from sandbox.limits import JobRun, Limits, Mount
-from sandbox.outcome import Outcome, SandboxOutcome
+from sandbox.outcome import Outcome, SandboxOutcome, printable
 
 log = logging.getLogger(__name__)
 
-HARNESS_EXIT_BAD_JOB, HARNESS_EXIT_DESIGN, HARNESS_EXIT_MODEL = 2, 3, 4
+HARNESS_EXIT_BAD_JOB, HARNESS_EXIT_DESIGN, HARNESS_EXIT_MODEL, HARNESS_EXIT_TIMEOUT = 2, 3, 4, 5
 MAX_RESULT_BYTES = 32 * 2**20
 MAX_EVENTS_BYTES = 8 * 2**20
 MAX_EVENTS = 2000
 SOCKET_INSIDE = "/broker/broker.sock"
+CACHE_INSIDE = "/cache/suite"
 
 
 class JobReport(BaseModel):
@@ -110,7 +116,43 @@ def validate_result(out_dir: Path, spec: JobSpec) -> tuple[EvalResult | None, st
         return None, f"result document does not match the schema ({exc.error_count()} error(s) at {where})"
     if result.job_id not in (None, spec.job_id):
         return None, f"result is for job {result.job_id!r}, not {spec.job_id!r}"
+    why = result_inconsistency(result, spec)
+    if why:
+        return None, f"result does not add up: {why}"
     return result, ""
+
+
+def result_inconsistency(result: EvalResult, spec: JobSpec) -> str:
+    """Why ``result`` cannot be the honest outcome of ``spec`` ("" when it adds up)."""
+    from harness.loader import source_hash
+
+    p = spec.protocol
+    if result.design_hash != source_hash(spec.design.source):
+        return "the design hash is not the job's design"
+    if (result.benchmark, result.mode, result.split, result.seed, result.repeats) != (
+            spec.benchmark, p.mode, p.split, p.seed, p.repeats):
+        return "benchmark, mode, split, seed or repeats differ from the job"
+    collect = [e for e in result.episodes if e.phase == "collect"]
+    deploy = [e for e in result.episodes if e.phase == "deploy"]
+    if len(collect) > p.n_train or result.n_train != len(collect):
+        return f"{len(collect)} collection episodes for {p.n_train} train tasks (n_train {result.n_train})"
+    tasks = {e.task_id for e in deploy}
+    if not deploy or len(tasks) > p.n_test or result.n_test != len(tasks) or len(deploy) != len(tasks) * p.repeats:
+        return f"{len(deploy)} deployment episodes over {len(tasks)} tasks for {p.n_test} x {p.repeats}"
+    if {(e.task_id, e.repeat) for e in deploy} != {(t, r) for t in tasks for r in range(p.repeats)}:
+        return "deployment episodes repeat or miss a (task, repeat)"
+    limit = p.step_limit
+    if any(e.steps < 0 or (limit is not None and e.steps > limit) or (e.won and e.error) for e in result.episodes):
+        return "an episode with an impossible step count, or won despite a design error"
+    wins = [1.0 if e.won else 0.0 for e in deploy]
+    score = sum(wins) / len(wins)
+    stderr = (score * (1 - score) / (len(wins) - 1)) ** 0.5 if len(wins) > 1 else 0.0
+    progress = sum(e.progress for e in deploy) / len(deploy)
+    if abs(result.score - score) > 1e-9 or abs(result.stderr - stderr) > 1e-9 or abs(result.progress - progress) > 1e-6:
+        return f"score {result.score} / stderr / progress are not those of its episodes (score {score})"
+    if any(e.won and e.progress < 1.0 for e in deploy):
+        return "a won episode with progress below 1"
+    return ""
 
 
 def inside_models(spec: JobSpec, broker: Broker, socket_path: str) -> dict[str, Any]:
@@ -164,21 +206,26 @@ class JobRunner:
                         attempts, self.retries)
             time.sleep(self.retry_wait_s * attempts)
 
-    def _job_dir(self, spec: JobSpec) -> tuple[Path, Path, Path]:
+    def _job_dir(self, spec: JobSpec) -> tuple[Path, Path, Path, Path]:
+        """The job's host directories: job/ (the spec), out/ (the result), cache/ (the gate in front of the
+        game cache), each private to the harness's uid inside the sandbox."""
         root = Path(tempfile.mkdtemp(prefix=f"alma-job-{spec.job_id[:24]}-", dir=self.work_root))
         root.chmod(0o755)
-        job_dir, out_dir = root / "job", root / "out"
-        job_dir.mkdir(mode=0o755)
-        out_dir.mkdir(mode=0o700)
+        job_dir, out_dir, gate = root / "job", root / "out", root / "cache"
+        for d in (job_dir, out_dir, gate):
+            d.mkdir(mode=0o700)
+        (gate / "suite").mkdir(mode=0o755)
         if self.backend.uid != os.getuid():
             if os.geteuid() == 0:
-                os.chown(out_dir, self.backend.uid, self.backend.uid)
+                for d in (job_dir, out_dir, gate):
+                    os.chown(d, self.backend.uid, self.backend.uid)
             else:
-                out_dir.chmod(0o777)
-        return root, job_dir, out_dir
+                for d in (job_dir, out_dir, gate):
+                    d.chmod(0o777)
+        return root, job_dir, out_dir, gate
 
     def _attempt(self, spec: JobSpec, cache: Path, command: list[str] | None) -> JobReport:
-        root, job_dir, out_dir = self._job_dir(spec)
+        root, job_dir, out_dir, gate = self._job_dir(spec)
         session: BrokerSession | None = None
         try:
             session = self.broker.open_session(spec.job_id, self.budget, client_uid=self.backend.uid)
@@ -186,17 +233,17 @@ class JobRunner:
             inside = spec.model_copy(deep=True)
             sock = SOCKET_INSIDE if isolated else str(session.socket_path)
             inside.models = type(spec.models)(**inside_models(spec, self.broker, sock))
-            inside.cache_dir = "/cache" if isolated else str(cache)
+            inside.cache_dir = CACHE_INSIDE if isolated else str(cache)
             inside.scratch_dir = None
             (job_dir / "job.json").write_text(inside.model_dump_json(indent=1), encoding="utf-8")
-            (job_dir / "job.json").chmod(0o644)
+            (job_dir / "job.json").chmod(0o644)  # readable only through job/ (0700, the harness's uid)
             run = JobRun(
                 job_id=spec.job_id,
                 command=command or ["python", "-m", "harness.run", "/job/job.json", "--out", "/out/result.json",
                                     "--events", "/out/events.jsonl"],
-                mounts=[Mount(job_dir, "/job"), Mount(out_dir, "/out", read_only=False), Mount(cache, "/cache"),
-                        Mount(session.socket_dir, "/broker")],
-                env={"ALMA_CACHE_DIR": "/cache"},
+                mounts=[Mount(job_dir, "/job"), Mount(out_dir, "/out", read_only=False), Mount(gate, "/cache"),
+                        Mount(cache, CACHE_INSIDE), Mount(session.socket_dir, "/broker")],
+                env={"ALMA_CACHE_DIR": CACHE_INSIDE},
                 limits=self.limits,
                 out_dir=out_dir,
             )
@@ -214,10 +261,16 @@ class JobRunner:
         outcome, detail, result = so.outcome, so.detail, None
         broker_events = list(session.events)
         budget_hit = any(e["event"] == "budget_exceeded" for e in broker_events)
+        integrity: list[dict[str, Any]] = []
         if outcome is Outcome.OK:
             result, why = validate_result(out_dir, spec)
             if result is None:
                 outcome, detail = Outcome.CRASHED, f"the harness exited 0 but {why}"
+                if why.startswith("result does not add up"):
+                    integrity.append({"kind": "integrity", "event": "forged_result", "detail": why[:500],
+                                      "refused": True})
+        elif outcome is Outcome.CRASHED and so.exit_code == HARNESS_EXIT_TIMEOUT:
+            outcome, detail = Outcome.TIMEOUT, "a design call ran past its deadline (see the design_timeout event)"
         elif outcome is Outcome.CRASHED and so.exit_code == HARNESS_EXIT_DESIGN:
             outcome, detail = Outcome.DESIGN_ERROR, detail or "the design does not load or breaks the contract"
         elif outcome is Outcome.CRASHED and so.exit_code in (HARNESS_EXIT_BAD_JOB, HARNESS_EXIT_MODEL):
@@ -229,9 +282,10 @@ class JobRunner:
                                    f"failure (exit {so.exit_code}): {so.stderr[-500:]}"
         if outcome is not Outcome.OK and not session.alive():
             outcome, detail = Outcome.INFRA_ERROR, f"the model broker went down during the job; {detail}"
-        events = read_events(out_dir / "events.jsonl") + so.events + broker_events
+        events = read_events(out_dir / "events.jsonl") + so.events + broker_events + integrity
+        events = [{**e, "detail": printable(str(e.get("detail", "")))} if "detail" in e else e for e in events]
         return JobReport(
             job_id=spec.job_id, backend=so.backend, outcome=outcome, scored=outcome.scored, attempts=1,
             exit_code=so.exit_code, wall_s=so.wall_s, limits=self.limits, hits=so.hits.names(),
             memory_peak_mb=so.memory_peak_mb, cpu_s=so.cpu_s, result=result, events=events,
-            broker_usage=session.usage(), detail=detail, stderr_tail=so.stderr[-4000:])
+            broker_usage=session.usage(), detail=printable(detail), stderr_tail=printable(so.stderr[-4000:]))

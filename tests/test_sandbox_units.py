@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
     (-9, {"pids": True, "timeout": True}, None, Outcome.PIDS_EXHAUSTED),
     (-9, {"timeout": True}, None, Outcome.TIMEOUT),
     (152, {"cpu_time": True}, None, Outcome.TIMEOUT),
-    (0, {"output": True}, None, Outcome.CRASHED),
+    (0, {"output": True}, None, Outcome.OUTPUT_EXCEEDED),
+    (-9, {"output": True, "timeout": True}, None, Outcome.OUTPUT_EXCEEDED),
     (1, {}, None, Outcome.CRASHED),
     (None, {}, "daemon gone", Outcome.INFRA_ERROR),
 ])

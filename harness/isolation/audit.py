@@ -40,6 +40,8 @@ REFUSED_EVENTS = {
 }
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 MAX_EVENTS = 500
+#: a private event the worker raises after every call to check that this hook still runs
+CANARY_EVENT = "alma.canary"
 
 
 class AuditLog:
@@ -51,6 +53,7 @@ class AuditLog:
         self.events: list[dict] = []
         self.dropped = 0
         self.armed = False
+        self.canary = ""
         self._lock = threading.Lock()
         self._seen: set[tuple[str, str]] = set()
 
@@ -75,6 +78,9 @@ class AuditLog:
 
     def hook(self, event: str, args: tuple) -> None:
         if not self.armed:
+            return
+        if event == CANARY_EVENT:
+            self.canary = str(args[0]) if args else ""
             return
         if event == "open":
             self._on_open(args)

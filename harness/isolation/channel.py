@@ -24,6 +24,7 @@ class Channel:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self._buf = b""
+        self.last_bytes = 0
 
     def send(self, message: dict[str, Any]) -> None:
         data = (json.dumps(message, default=str) + "\n").encode("utf-8")
@@ -48,7 +49,26 @@ class Channel:
             if len(self._buf) > MAX_LINE:
                 raise ChannelClosed("message too large")
         line, _, self._buf = self._buf.partition(b"\n")
+        self.last_bytes = len(line)
         return json.loads(line)
+
+    def pending(self) -> bool:
+        """Whether anything arrived that nobody asked for yet (buffered or waiting on the pipe)."""
+        if self._buf:
+            return True
+        ready, _, _ = select.select([self.read_fd], [], [], 0)
+        return bool(ready)
+
+    def discard(self) -> int:
+        """Drop whatever is buffered or waiting (unsolicited bytes); returns how many bytes were dropped."""
+        dropped = len(self._buf)
+        self._buf = b""
+        while dropped < MAX_LINE and select.select([self.read_fd], [], [], 0)[0]:
+            chunk = os.read(self.read_fd, 65536)
+            if not chunk:
+                break
+            dropped += len(chunk)
+        return dropped
 
     def close(self) -> None:
         for fd in (self.read_fd, self.write_fd):

@@ -2,14 +2,23 @@
 :class:`InProcessDesign` (same process; for development and tests of the protocol only).
 
 Both expose ``start()``, async ``retrieve(task) -> dict``, async ``update(episode)``, ``close()`` and
-``events`` (runtime audit events). A failed or timed-out call raises :class:`DesignCallError` with the
-traceback; the isolated worker is then killed and restarted from its scratch directory on the next call.
+``events`` (runtime audit events). A failed call raises :class:`DesignCallError` with the traceback; the
+isolated worker is then killed and restarted from its scratch directory on the next call. A call that runs
+past its deadline (time spent serving the design's model calls does not count) raises
+:class:`DesignTimeout`; a design whose module or constructor fails raises :class:`DesignLoadFailed`.
+
+The isolated worker runs under its own uid where the harness can give it one (see
+:mod:`harness.isolation.procs`): it then creates and seeds its own scratch directory, and after every call
+every other process of that uid is reported (``process`` event) and killed, as is every process of it when
+the worker is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,56 +29,87 @@ from pathlib import Path
 from typing import Any
 
 from harness.design import Toolkit
+from harness.isolation import messages, procs
 from harness.isolation.channel import Channel, ChannelClosed, ChannelTimeout
 from harness.isolation.gateway import ModelGateway
 from harness.loader import load_design_source
 from harness.types import Episode, Task
 
-DEFAULT_DESIGN_UID = 65534
 STDERR_LIMIT = 64 * 1024
+#: the worker's interpreter flags: no unsafe path (cwd, script dir) on sys.path, no user site-packages
+WORKER_ARGV = ["-P", "-s", "-m", "harness.isolation.worker"]
 
 
 class DesignCallError(Exception):
     """retrieve/update (or the design's construction) raised, timed out or crashed its process."""
 
 
+class DesignLoadFailed(DesignCallError):
+    """The design's module or constructor raised (or broke the contract) in the worker."""
+
+
+class DesignTimeout(DesignCallError):
+    """A design call ran past its deadline; the worker and every process of its uid were killed."""
+
+
 class IsolatedDesign:
     def __init__(self, source: str, name: str, scratch_dir: Path, models, *, timeout_s: float = 120.0,
-                 events: list[dict] | None = None):
+                 events: list[dict] | None = None, seed_from: Path | None = None, log_path: Path | None = None):
         self.source, self.name, self.scratch_dir = source, name, Path(scratch_dir)
+        self.seed_from = Path(seed_from) if seed_from else None
         self.gateway = ModelGateway(models)
         self.timeout_s = timeout_s
         self.events = events if events is not None else []
         self.proc: subprocess.Popen | None = None
         self.channel: Channel | None = None
+        self.uid = procs.design_uid()
         self._lock = threading.Lock()  # one call at a time on the channel
-        self.stderr_path = self.scratch_dir.parent / f"{self.scratch_dir.name}.stderr.log"
+        self._seeded = False
+        #: the worker's stdout and stderr; keep it where the design's uid cannot write (it is opened by the
+        #: harness, without following links)
+        self.stderr_path = Path(log_path or self.scratch_dir.parent / f"{self.scratch_dir.name}.stderr.log")
+
+    def _event(self, kind: str, event: str, detail: str, refused: bool = True) -> None:
+        self.events.append({"kind": kind, "event": event, "detail": detail[:300], "refused": refused})
+
+    def _prepare_scratch(self) -> dict[str, Any]:
+        """What the worker must do with its scratch directory before it loads the design."""
+        seed = str(self.seed_from) if self.seed_from and not self._seeded else None
+        self._seeded = True
+        if self.uid is None or os.geteuid() != 0:
+            # same uid, or a scorer without CAP_CHOWN: the worker creates (and seeds) its own directory
+            self.scratch_dir.parent.mkdir(parents=True, exist_ok=True)
+            return {"scratch_dir": str(self.scratch_dir), "seed_from": seed}
+        if seed and not self.scratch_dir.exists():
+            shutil.copytree(seed, self.scratch_dir, symlinks=True)
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        for root, dirs, files in os.walk(self.scratch_dir):
+            for p in [root, *(os.path.join(root, n) for n in dirs + files)]:
+                os.lchown(p, self.uid, self.uid)
+        return {"scratch_dir": str(self.scratch_dir), "seed_from": None}
 
     def _spawn(self) -> None:
-        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        scratch = self._prepare_scratch()
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        env = {k: v for k, v in os.environ.items() if not _secret(k)}
+        env = {k: v for k, v in os.environ.items() if not _secret(k) and k != "ALMA_DESIGN_UID"}
         env["ALMA_WORKER_FDS"] = f"{to_child_r},{from_child_w}"
-        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
-        if os.geteuid() == 0 and _others_can_reach(sys.base_prefix):
-            uid = int(os.environ.get("ALMA_DESIGN_UID", DEFAULT_DESIGN_UID))
-            env["ALMA_DESIGN_UID"] = str(uid)
-            for root, dirs, files in os.walk(self.scratch_dir):
-                for p in [root, *(os.path.join(root, n) for n in dirs + files)]:
-                    os.chown(p, uid, uid)
-        stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.isolation.worker"], stdin=subprocess.DEVNULL, stdout=stderr,
-            stderr=stderr, env=env, pass_fds=(to_child_r, from_child_w), cwd=str(self.scratch_dir),
-            start_new_session=True,
-        )
-        stderr.close()
-        os.close(to_child_r)
-        os.close(from_child_w)
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+        if self.uid is not None:
+            env["ALMA_WORKER_OWN_UID"] = "1"
+        fd = os.open(self.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        try:
+            self.proc = subprocess.Popen(
+                procs.worker_command(self.uid, [sys.executable, *WORKER_ARGV]), stdin=subprocess.DEVNULL,
+                stdout=fd, stderr=fd, env=env, pass_fds=(to_child_r, from_child_w), cwd="/",
+                start_new_session=True,
+            )
+        finally:
+            os.close(fd)
+            os.close(to_child_r)
+            os.close(from_child_w)
         self.channel = Channel(from_child_r, to_child_w)
-        self._request({"op": "init", "source": self.source, "name": self.name,
-                       "scratch_dir": str(self.scratch_dir)})
+        self._request({"op": "init", "source": self.source, "name": self.name, **scratch})
 
     def start(self) -> None:
         if self.proc is None:
@@ -77,37 +117,84 @@ class IsolatedDesign:
 
     def _request(self, message: dict[str, Any]) -> Any:
         assert self.channel is not None
+        nonce = secrets.token_hex(8)
         deadline = time.monotonic() + self.timeout_s
         try:
-            self.channel.send(message)
+            if self.channel.pending():
+                dropped = self.channel.discard()
+                self._event("tamper", "channel", f"{dropped} unsolicited bytes from the worker between calls")
+            self.channel.send({**message, "nonce": nonce})
             while True:
-                reply = self.channel.recv(deadline)
-                if reply.get("type") in ("llm", "embed"):
-                    self._serve_model(reply)
+                raw = self.channel.recv(deadline)
+                what, body = messages.parse(self.channel.last_bytes, raw, nonce)
+                if what == "model":
+                    served = time.monotonic()
+                    self._serve_model(body)
+                    deadline += time.monotonic() - served  # the design's deadline excludes model time
                     continue
-                self.events.extend(reply.get("events", []))
-                if reply.get("ok"):
-                    return reply.get("value")
-                raise DesignCallError(str(reply.get("error", "unknown error")))
+                self.events.extend(body["events"])
+                if body["ok"]:
+                    return self._value(message["op"], body.get("value"))
+                error = body["error"]
+                if body.get("stage") == "load":
+                    self._kill()
+                    raise DesignLoadFailed(error)
+                raise DesignCallError(error)
         except ChannelTimeout:
             self._kill()
-            raise DesignCallError(f"{message.get('op')} timed out after {self.timeout_s:.0f} s") from None
+            raise DesignTimeout(f"{message.get('op')} ran past its {self.timeout_s:g} s deadline; the design's "
+                                "processes were killed") from None
+        except messages.ProtocolViolation as exc:
+            self._event("tamper", "channel", str(exc))
+            self._kill()
+            raise DesignCallError(f"the design broke the worker protocol during {message.get('op')}: {exc}") from None
         except (ChannelClosed, BrokenPipeError, ValueError) as exc:
             code = self._kill()
             raise DesignCallError(f"the design process died during {message.get('op')} "
                                   f"(exit {code}): {self._stderr_tail()} {exc}") from None
+        finally:
+            self._reap_strays()
 
-    def _serve_model(self, message: dict[str, Any]) -> None:
+    def _value(self, op: str, value: Any) -> Any:
+        if op != "retrieve":
+            return None
+        if not isinstance(value, dict):
+            raise DesignCallError(f"retrieve must return a dict, got {type(value).__name__}")
+        if messages.encoded_size(value) > messages.MAX_VALUE_BYTES:
+            raise DesignCallError(f"retrieve returned more than {messages.MAX_VALUE_BYTES} bytes of JSON")
+        return value
+
+    def _reap_strays(self) -> None:
+        """Report and kill every process of the design's uid other than the worker itself."""
+        if self.uid is None:
+            return
+        keep = {self.proc.pid} if self.proc is not None and self.proc.poll() is None else set()
+        strays = procs.processes_of(self.uid, exclude=keep)
+        if not strays:
+            return
+        self._event("process", "stray_process", f"{len(strays)} process(es) outlived the design's call: "
+                    + "; ".join(procs.describe(p) for p in strays[:3]))
+        for pid in strays:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if procs.processes_of(self.uid, exclude=keep):
+            self._kill()
+
+    def _serve_model(self, request: dict[str, Any]) -> None:
         assert self.channel is not None
         try:
-            value = self.gateway.handle(message)
+            value = self.gateway.handle(request)
             self.channel.send({"type": "model_result", "ok": True, "value": value})
         except Exception as exc:  # the design sees a RuntimeError with this text
             self.channel.send({"type": "model_result", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
 
     def _stderr_tail(self) -> str:
         try:
-            return self.stderr_path.read_bytes()[-1500:].decode("utf-8", "replace")
+            with open(os.open(self.stderr_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - 1500))
+                return fh.read(1500).decode("utf-8", "replace")
         except OSError:
             return ""
 
@@ -128,13 +215,14 @@ class IsolatedDesign:
         if self.channel is not None:
             self.channel.close()
             self.channel = None
-        if proc is None:
-            return None
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        return proc.wait()
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self.uid is not None:
+            procs.kill_all(self.uid)
+        return None if proc is None else proc.wait()
 
     def close(self) -> None:
         if self.proc is not None and self.channel is not None:
@@ -143,6 +231,12 @@ class IsolatedDesign:
                 self.proc.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 pass
+        if self.uid is not None:
+            keep = {self.proc.pid} if self.proc is not None and self.proc.poll() is None else set()
+            strays = procs.processes_of(self.uid, exclude=keep)
+            if strays:
+                self._event("process", "stray_process", f"{len(strays)} process(es) of the design outlived its "
+                            "phase: " + "; ".join(procs.describe(p) for p in strays[:3]))
         self._kill()
 
 
@@ -150,8 +244,9 @@ class InProcessDesign:
     """Runs the design in the harness's own process: no isolation. Development and protocol tests only."""
 
     def __init__(self, source: str, name: str, scratch_dir: Path, models, *, timeout_s: float = 120.0,
-                 events: list[dict] | None = None):
+                 events: list[dict] | None = None, seed_from: Path | None = None):
         self.source, self.name, self.scratch_dir = source, name, Path(scratch_dir)
+        self.seed_from = seed_from
         self.models = models
         self.timeout_s = timeout_s
         self.events = events if events is not None else []
@@ -159,20 +254,22 @@ class InProcessDesign:
 
     def start(self) -> None:
         if self.design is None:
+            if self.seed_from is not None and Path(self.seed_from).is_dir() and not self.scratch_dir.exists():
+                shutil.copytree(self.seed_from, self.scratch_dir, symlinks=True)
             self.scratch_dir.mkdir(parents=True, exist_ok=True)
             try:
                 cls = load_design_source(self.source, self.name)
                 self.design = cls(Toolkit(llm=self.models.llm, embedder=self.models.embedder,
                                           scratch_dir=self.scratch_dir))
             except Exception as exc:
-                raise DesignCallError("".join(traceback.format_exception(exc)[-6:])) from exc
+                raise DesignLoadFailed("".join(traceback.format_exception(exc)[-6:])) from exc
 
     async def _guard(self, coro_fn, *args) -> Any:
         self.start()
         try:
             return await asyncio.wait_for(coro_fn(*args), self.timeout_s)
         except TimeoutError:
-            raise DesignCallError(f"timed out after {self.timeout_s:.0f} s") from None
+            raise DesignTimeout(f"timed out after {self.timeout_s:.0f} s") from None
         except Exception as exc:
             raise DesignCallError("".join(traceback.format_exception(exc)[-6:])) from exc
 
@@ -187,19 +284,6 @@ class InProcessDesign:
 
     def close(self) -> None:
         self.design = None
-
-
-def _others_can_reach(path: str) -> bool:
-    """Whether another uid can traverse every directory up to ``path`` (else dropping privileges would leave
-    the worker unable to import the standard library, e.g. an interpreter under a private /root)."""
-    current = Path(path).resolve()
-    for directory in [current, *current.parents]:
-        try:
-            if not directory.stat().st_mode & 0o001:
-                return False
-        except OSError:
-            return False
-    return True
 
 
 def _secret(name: str) -> bool:

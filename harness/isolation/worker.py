@@ -1,17 +1,22 @@
 """The design worker: loads one memory design and serves retrieve/update calls from the harness.
 
-Started by :class:`harness.isolation.proxy.IsolatedDesign`; not meant to be run by hand. The file
-descriptors of its channel come in ``ALMA_WORKER_FDS`` ("read,write"). stdout is redirected to stderr so a
-design's prints cannot corrupt the channel. Messages from the harness: ``{"op": "init", "source", "name",
-"scratch_dir"}``, ``{"op": "retrieve", "task"}``, ``{"op": "update", "episode"}``, ``{"op": "exit"}``. Replies:
-``{"type": "result", "ok", "value"|"error", "events"}``; while a call runs, the worker may send ``{"type": "llm",
-...}`` or ``{"type": "embed", "texts"}`` and waits for ``{"type": "model_result", "ok", "value"|"error"}``.
+Started by :class:`harness.isolation.proxy.IsolatedDesign` (under the design's own uid, through
+``setpriv``, where the harness can give it one); not meant to be run by hand. The file descriptors of its
+channel come in ``ALMA_WORKER_FDS`` ("read,write"). stdout is redirected to stderr so a design's prints cannot
+corrupt the channel. Messages from the harness (each with a ``nonce`` that the reply repeats): ``{"op": "init",
+"source", "name", "scratch_dir", "seed_from"}``, ``{"op": "retrieve", "task"}``, ``{"op": "update", "episode"}``,
+``{"op": "exit"}``. Replies: ``{"type": "result", "nonce", "ok", "value"|"error", "stage", "events"}``; while a call
+runs, the worker may send ``{"type": "llm", ...}`` or ``{"type": "embed", "texts"}`` and waits for
+``{"type": "model_result", "ok", "value"|"error"}``. Before the design is loaded, every ``sys.path`` entry this
+uid could write is removed, and after every call a canary checks that the audit hook still runs (a design that
+switched it off is reported as ``tamper``). The hook only warns: the process boundary is the protection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import threading
 import traceback
@@ -65,41 +70,80 @@ class PipeEmbedder:
         return self._remote.call({"type": "embed", "texts": [str(t) for t in texts]})
 
 
-def _drop_privileges() -> None:
-    uid = os.environ.get("ALMA_DESIGN_UID")
-    if uid and os.geteuid() == 0:
-        os.setgroups([])
-        os.setgid(int(uid))
-        os.setuid(int(uid))
+def _safe_sys_path() -> None:
+    """Drop sys.path entries this process can write (a design could plant modules there)."""
+    sys.path[:] = [p for p in sys.path if p and os.path.isabs(p) and not _writable(p)]
+
+
+def _writable(path: str) -> bool:
+    """Whether this uid can write ``path``, or create it (when it does not exist yet)."""
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.access(path, os.W_OK)
+
+
+def _prepare_scratch(scratch: str, seed_from: str | None) -> None:
+    if seed_from and os.path.isdir(seed_from) and not os.path.exists(scratch):
+        shutil.copytree(seed_from, scratch, symlinks=True)
+    os.makedirs(scratch, mode=0o700, exist_ok=True)
+
+
+class _Canary:
+    """Raises a private audit event after every call; the hook must have seen it (else it was disarmed)."""
+
+    def __init__(self, log: audit.AuditLog):
+        self.log, self._audit = log, sys.audit
+
+    def alive(self) -> bool:
+        nonce = os.urandom(8).hex()
+        try:
+            self._audit(audit.CANARY_EVENT, nonce)
+        except Exception:  # noqa: BLE001 - a design that broke sys.audit broke the canary
+            return False
+        return self.log.canary == nonce and self.log.armed
 
 
 def main() -> int:
     read_fd, write_fd = (int(x) for x in os.environ["ALMA_WORKER_FDS"].split(","))
     channel = Channel(read_fd, write_fd)
     sys.stdout = sys.stderr
-    _drop_privileges()
+    if os.environ.get("ALMA_WORKER_OWN_UID") == "1":  # under the harness's uid there is nothing to protect
+        _safe_sys_path()
     init = channel.recv()
     scratch = init["scratch_dir"]
+    _prepare_scratch(scratch, init.get("seed_from"))
     for name in PRELOAD:
         try:
             __import__(name)
         except ImportError:
             pass
     log = audit.install(scratch, PROJECT_ROOT)
+    canary = _Canary(log)
     remote = _Remote(channel)
     toolkit = Toolkit(llm=PipeLLM(remote), embedder=PipeEmbedder(remote), scratch_dir=Path(scratch))
     loop = asyncio.new_event_loop()
     log.armed = True
+
+    def reply(nonce: str, **fields) -> None:
+        if not canary.alive():
+            log.armed = True
+            log.record("tamper", "audit_hook", "the audit hook stopped seeing events during this call", True)
+        channel.send({"type": "result", "nonce": nonce, **fields, "events": log.drain()})
+
     try:
         cls = load_design_source(init["source"], init["name"])
         design = cls(toolkit)
     except Exception as exc:  # reported to the harness, which records it against the design
-        channel.send({"type": "result", "ok": False, "error": _format(exc), "events": log.drain()})
+        reply(init.get("nonce", ""), ok=False, error=_format(exc), stage="load")
         return 1
-    channel.send({"type": "result", "ok": True, "value": None, "events": log.drain()})
+    reply(init.get("nonce", ""), ok=True, value=None)
     while True:
         message = channel.recv()
         op = message.get("op")
+        nonce = message.get("nonce", "")
         if op == "exit":
             return 0
         try:
@@ -112,9 +156,9 @@ def main() -> int:
                 value = None
             else:
                 raise ValueError(f"unknown op {op!r}")
-            channel.send({"type": "result", "ok": True, "value": value, "events": log.drain()})
+            reply(nonce, ok=True, value=value)
         except Exception as exc:
-            channel.send({"type": "result", "ok": False, "error": _format(exc), "events": log.drain()})
+            reply(nonce, ok=False, error=_format(exc), stage=op)
 
 
 def _format(exc: BaseException) -> str:
