@@ -1,11 +1,11 @@
-"""Score integrity: design code never runs in the scorer's process, the worker has its own uid (as root), no
-process of the design outlives its call, and the channel, the canary and sys.path resist tampering."""
+"""Score integrity on the host: design code never runs in the scorer's process; deadlines, load failures, the
+canary and the channel. The uid boundary itself is tested inside both sandbox backends
+(tests/test_sandbox_integrity.py), where the harness can give the worker a second uid."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.isolation import procs
 from harness.isolation.proxy import DesignCallError, DesignLoadFailed, DesignTimeout, IsolatedDesign
 from harness.jobspec import AgentSpec, DesignSpec, JobSpec, ModelSpec, ProtocolSpec
 from harness.models.factory import ModelSettings, open_models
@@ -21,8 +20,6 @@ from harness.types import Task
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = Task(task_id="t1", benchmark="textworld", goal="find the key", observation="a hall")
-as_root = pytest.mark.skipif(os.geteuid() != 0 or procs.design_uid() is None,
-                             reason="a second uid for the worker needs root (or CAP_SETUID) and setpriv")
 
 HEADER = "from harness.design import MemoryDesign\n\n"
 
@@ -35,51 +32,6 @@ def design(body: str, module: str = "") -> str:
 def models():
     with open_models(ModelSettings(embedder="hashing", chat_base_url="http://127.0.0.1:9/v1")) as m:
         yield m
-
-
-@as_root
-def test_worker_runs_under_its_own_uid_and_cannot_touch_harness_files(tmp_path, models):
-    secret = tmp_path / "private" / "result.json"
-    secret.parent.mkdir(mode=0o700)
-    secret.write_text("{}")
-    tmp_path.chmod(0o755)
-    src = design(f"""    async def retrieve(self, task):
-        import os
-        out = {{"uid": os.getuid(), "euid": os.geteuid()}}
-        for name, fn in (("write", lambda: open({str(secret)!r}, "w").write("forged")),
-                         ("setuid", lambda: os.setuid(0))):
-            try:
-                fn()
-                out[name] = "done"
-            except Exception as exc:
-                out[name] = type(exc).__name__
-        return {{"text": "", "out": out}}
-""")
-    d = IsolatedDesign(src, "uid", tmp_path / "designs" / "s", models, timeout_s=30)
-    try:
-        out = asyncio.run(d.retrieve(TASK))["out"]
-    finally:
-        d.close()
-    assert out["uid"] == out["euid"] == d.uid != os.getuid()
-    assert out["write"] == "PermissionError" and out["setuid"] == "PermissionError"
-    assert secret.read_text() == "{}"
-
-
-@as_root
-def test_stray_processes_are_killed_after_every_call(tmp_path, models):
-    """A process of the design's uid started behind the worker's back (here by the test, as the design's uid
-    would) is reported and killed when the next call ends."""
-    d = IsolatedDesign(design("    async def retrieve(self, task):\n        return {'text': 'x'}\n"), "s",
-                       tmp_path / "s", models, timeout_s=30, events=(events := []))
-    try:
-        asyncio.run(d.retrieve(TASK))
-        stray = subprocess.Popen(procs.worker_command(d.uid, ["sleep", "300"]), start_new_session=True)
-        time.sleep(0.3)
-        assert asyncio.run(d.retrieve(TASK)) == {"text": "x"}
-        assert stray.wait(timeout=5) == -9
-    finally:
-        d.close()
-    assert any(e["kind"] == "process" and "sleep" in e["detail"] for e in events)
 
 
 def test_timeout_excludes_nothing_but_model_time_and_kills_the_worker(tmp_path, models):
@@ -141,30 +93,6 @@ def test_unsolicited_channel_messages_are_refused(tmp_path, models):
     finally:
         d.close()
     assert any(e["kind"] == "tamper" and e["event"] == "channel" for e in events)
-
-
-@as_root
-def test_modules_planted_in_scratch_are_not_imported_by_the_next_worker(tmp_path, models):
-    src = design("""    async def retrieve(self, task):
-        import json, sys
-        planted = self.toolkit.scratch_dir / "json.py"
-        if not planted.exists():
-            planted.write_text("PLANTED = True\\n")
-            (self.toolkit.scratch_dir / "statistics.py").write_text("PLANTED = True\\n")
-        return {"text": str(getattr(json, "PLANTED", False)), "path": [p for p in sys.path if "scratch" in p]}
-""")
-    scratch = tmp_path / "s"
-    first = IsolatedDesign(src, "plant", scratch, models, timeout_s=30)
-    try:
-        asyncio.run(first.retrieve(TASK))
-    finally:
-        first.close()
-    second = IsolatedDesign(src, "plant", scratch, models, timeout_s=30)
-    try:
-        value = asyncio.run(second.retrieve(TASK))
-    finally:
-        second.close()
-    assert value == {"text": "False", "path": []}
 
 
 FORGER = '''
