@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.models import DEFAULT_LOCAL_MODEL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
+
 
 class ConfigError(ValueError):
     """The configuration file or a flag is invalid (the message names the field and the problem)."""
@@ -23,12 +25,12 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint; none = embedded local model")
-    model: str = "qwen2.5-coder-0.5b"
+    model: str = DEFAULT_LOCAL_MODEL
     api_key_env: str = "OPENAI_API_KEY"
-    local_model: str = "qwen2.5-coder-0.5b"
+    local_model: str = DEFAULT_LOCAL_MODEL
     threads: int = Field(1, ge=1, le=64)
-    timeout: float = Field(600.0, gt=0, description="seconds per request (an embedded CPU model is slow)")
-    max_attempts: int = Field(3, ge=1, le=20)
+    timeout: float = Field(DEFAULT_TIMEOUT_S, gt=0, description="seconds per request (an embedded CPU model is slow)")
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=20)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(1500, ge=16, le=32768)
     ctx: int = Field(16384, ge=1024, le=131072, description="context window of the embedded local model")

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from engine.config import EvolveConfig
 from engine.genome import Genome
+from engine.models import task_broker_config, task_model_spec
 from harness.cli_common import write_text_atomic
-from harness.jobspec import AgentSpec, DesignSpec, JobSpec, ModelSpec, ProtocolSpec
+from harness.jobspec import AgentSpec, DesignSpec, JobSpec, ProtocolSpec
 from sandbox.backend import select_backend
 from sandbox.broker import Broker, BrokerConfig, Budget
 from sandbox.job import JobReport, JobRunner
@@ -21,6 +22,12 @@ from sandbox.limits import Limits
 
 #: the archive's split label of the final held-out evaluation (a fresh suite: see EvalConfig.heldout_seed)
 HELDOUT = "heldout"
+
+
+def artefact_dir(run_dir: Path, design_id: str, label: str) -> Path:
+    """Where one evaluation's artefacts go: ``runs/<id>/evals/<design-id>/<label>`` (label: the split, or
+    ``smoke``, or ``replay-<time>``). The one place that knows the layout."""
+    return Path(run_dir) / "evals" / design_id / label
 
 
 def store_artefacts(out: Path, spec: JobSpec, report: JobReport) -> None:
@@ -32,28 +39,21 @@ def store_artefacts(out: Path, spec: JobSpec, report: JobReport) -> None:
 
 
 class Evaluator:
-    def __init__(self, config: EvolveConfig, run_dir: Path):
+    """A run's sandbox backend, task-model broker and job runner, built from its config. ``backend``,
+    ``broker_config`` and ``limits`` replace the config's (a replay serves its cassette under other limits)."""
+
+    def __init__(self, config: EvolveConfig, run_dir: Path, *, backend: str | None = None,
+                 broker_config: BrokerConfig | None = None, limits: Limits | None = None):
         self.config = config
         self.run_dir = Path(run_dir)
         c = config
-        self.backend = select_backend(c.sandbox.backend)
+        self.backend = select_backend(backend or c.sandbox.backend)
         if type(self.backend).__name__ == "DockerBackend":
             self._ensure_image()
-        local_embedder = c.eval.embedder if c.eval.embedder in ("minilm", "hashing") else None
-        self.broker = Broker(BrokerConfig(
-            chat_base_url=c.task.base_url, local_chat_model=c.task.local_model, api_key_env=c.task.api_key_env,
-            # the names the harness sends from inside the sandbox (job_spec's ModelSpec): the only ones served
-            chat_model=c.task.model, embed_model=None if local_embedder else ModelSpec().embed_model,
-            models=[c.task.model], local_embedder=local_embedder, cassette_dir=self.run_dir / "cassette",
-            timeout=c.task.timeout, max_attempts=c.task.max_attempts, threads=c.task.threads,
-            # one request at a time to an embedded CPU model: queueing here, not in its server, avoids timeouts
-            max_concurrency=1 if c.task.base_url is None else 4,
-            # the cap on one reply: what the task agent is configured to ask for, at least the broker's default
-            max_completion_tokens=max(1024, c.task.max_tokens),
-        ))
+        self.broker = Broker(broker_config or task_broker_config(c, cassette_dir=self.run_dir / "cassette"))
         self.runner = JobRunner(self.backend, self.broker,
-                                limits=Limits(memory_mb=c.sandbox.memory_mb, pids=c.sandbox.pids,
-                                              cpus=c.sandbox.cpus, wall_s=c.sandbox.timeout_s),
+                                limits=limits or Limits(memory_mb=c.sandbox.memory_mb, pids=c.sandbox.pids,
+                                                        cpus=c.sandbox.cpus, wall_s=c.sandbox.timeout_s),
                                 budget=Budget(max_requests=None, max_tokens=None))
 
     def _ensure_image(self) -> None:
@@ -82,8 +82,7 @@ class Evaluator:
             design=DesignSpec(name=genome.name, source=genome.source), benchmark=e.benchmark,
             agent=AgentSpec(kind=e.agent, temperature=self.config.task.temperature,
                             max_tokens=min(self.config.task.max_tokens, 4096)),
-            models=ModelSpec(chat_model=self.config.task.model, embedder=e.embedder, threads=self.config.task.threads,
-                             timeout=self.config.task.timeout, max_attempts=self.config.task.max_attempts),
+            models=task_model_spec(self.config),
             protocol=protocol,
         )
 
@@ -91,7 +90,7 @@ class Evaluator:
         """Run one evaluation; returns the report and the directory its artefacts were written to."""
         spec = self.job_spec(genome, split, smoke=smoke, tag=tag)
         report = self.runner.run(spec)
-        out = self.run_dir / "evals" / genome.id / (f"smoke{tag}" if smoke else f"{split}{tag}")
+        out = artefact_dir(self.run_dir, genome.id, f"smoke{tag}" if smoke else f"{split}{tag}")
         store_artefacts(out, spec, report)
         return report, out
 

@@ -24,7 +24,6 @@ from archive import Archive
 from archive.errors import ArchiveError, ArchiveLocked
 from engine.config import ConfigError, EvolveConfig, load_config, to_toml
 from engine.genome import Genome
-from engine.validate import validate
 from harness.cli_common import write_text_atomic
 
 SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds"
@@ -66,23 +65,16 @@ def overrides(args: argparse.Namespace) -> dict:
             "ray_address": args.ray_address}
 
 
-def preflight(config: EvolveConfig) -> Path:
-    """Check what can be checked before anything is written; returns the seeds directory."""
+def preflight(config: EvolveConfig) -> list[Genome]:
+    """Check what can be checked before anything is written; returns the validated seed designs."""
+    from engine.loop import EngineError, load_seeds
     from harness.envs import get_benchmark
 
     get_benchmark(config.eval.benchmark)  # BenchmarkError for an unknown or missing benchmark
-    seeds = Path(config.seeds_dir) if config.seeds_dir else SEEDS_DIR
-    files = sorted(p for p in seeds.glob("*.py") if not p.name.startswith("_")) if seeds.is_dir() else []
-    if not files:
-        raise ConfigError(f"no seed designs (*.py) in {seeds}")
-    for path in files:
-        try:
-            report = validate(Genome.from_file(path).source)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read the seed {path}: {exc}") from exc
-        if not report.ok:
-            raise ConfigError(f"seed {path} fails validation:\n{report.text()}")
-    return seeds
+    try:
+        return load_seeds(Path(config.seeds_dir) if config.seeds_dir else SEEDS_DIR)
+    except EngineError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,19 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         archive.close()
 
 
-def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console, quiet: bool) -> int:
+def _run(config, run_dir: Path, archive: Archive, seeds: list[Genome], console: Console, quiet: bool) -> int:
     from engine.evaluator import Evaluator
     from engine.loop import EngineError, Evolution
-    from engine.summary import final_table
-    from harness.models.factory import ModelSettings, open_models
+    from engine.models import meta_settings
+    from engine.summary import print_heldout
+    from harness.models.factory import open_models
     from sandbox.errors import SandboxError
 
     log = (lambda _m: None) if quiet else (lambda m: console.print(m))
-    meta_settings = ModelSettings(chat_base_url=config.meta.base_url, chat_model=config.meta.model,
-                                  api_key_env=config.meta.api_key_env, local_model=config.meta.local_model,
-                                  embedder="hashing", threads=config.meta.threads, timeout=config.meta.timeout,
-                                  ctx=config.meta.ctx,
-                                  max_attempts=config.meta.max_attempts)
     try:
         evaluator = Evaluator(config, run_dir)
     except SandboxError as exc:
@@ -148,41 +136,10 @@ def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console,
 
         jobs = job_executor("ray", config, run_dir, workers=config.concurrency, ray_address=config.ray_address)
         log(f"executor: ray ({config.ray_address or 'started on this machine'})")
-    with open_models(meta_settings) as meta_models:
+    with open_models(meta_settings(config.meta)) as meta_models:
         evo = Evolution(config, run_dir, archive, evaluator, meta_models, log=log, jobs=jobs)
-        clock = SearchClock(archive)
         try:
-            evo.seed(seeds)
-            clock.save()
-            refresh_report(run_dir, log)
-            evo.recover()
-            stopped = None
-            while evo.steps_done() < config.steps:
-                if config.budget_tokens is not None and evo.tokens_used() >= config.budget_tokens:
-                    stopped = f"token budget reached ({evo.tokens_used()} >= {config.budget_tokens})"
-                    break
-                if config.budget_minutes is not None and clock.minutes() >= config.budget_minutes:
-                    stopped = (f"time budget reached ({clock.minutes():.1f} >= {config.budget_minutes:g} minutes "
-                               f"of seeding and steps) after {evo.steps_done()} of {config.steps} steps")
-                    break
-                step = evo.steps_done() + 1
-                if config.budget_minutes is not None:
-                    evo.deadline = time.monotonic() + (config.budget_minutes - clock.minutes()) * 60
-                child = evo.run_step(step)
-                best = archive.best(1, benchmark=config.eval.benchmark, split=config.eval.split)
-                best_text = f"{best[0].name} {best[0].score:.3f}" if best and best[0].score is not None else "-"
-                log(f"step {step}/{config.steps}: " + (f"{archive.get(child).name}: {evo._score_text(child)}"
-                                                       if child else "nothing new") +
-                    f" | best {best_text} | archive {archive.count()} | tokens {evo.tokens_used()}"
-                    f" | {clock.minutes():.1f} min")
-                clock.save()
-                refresh_report(run_dir, log)
-            if stopped:
-                console.print(f"[yellow]stopping: {stopped}")
-            final_table(evo, console)
-            path = refresh_report(run_dir, log)
-            if path:
-                console.print(f"report: {path}")
+            outcome = evo.run(seeds)
         except EngineError as exc:
             console.print(f"[red]error:[/] {exc}")
             return 3
@@ -190,36 +147,14 @@ def _run(config, run_dir: Path, archive: Archive, seeds: Path, console: Console,
             console.print(f"[red]archive error:[/] {exc}")
             return 3
         finally:
+            evo.jobs.close()
             evaluator.close()
-            if jobs is not None:
-                jobs.close()
+    if outcome.stopped:
+        console.print(f"[yellow]stopping: {outcome.stopped}")
+    print_heldout(config, outcome.heldout, console)
+    if outcome.report:
+        console.print(f"report: {outcome.report}")
     return 0
-
-
-class SearchClock:
-    """Minutes a run has spent seeding and stepping, across resumes (kept in the archive's meta table)."""
-
-    def __init__(self, archive: Archive):
-        self.archive = archive
-        self.before = float(archive.get_meta("search_seconds", 0.0))
-        self.started = time.monotonic()
-
-    def minutes(self) -> float:
-        return (self.before + time.monotonic() - self.started) / 60
-
-    def save(self) -> None:
-        self.archive.set_meta("search_seconds", round(self.minutes() * 60, 3))
-
-
-def refresh_report(run_dir: Path, log) -> Path | None:
-    """Rewrite runs/<id>/report.html; a report problem is logged, never fatal to the run."""
-    from engine.report import ReportError, write_report
-
-    try:
-        return write_report(run_dir)
-    except (ReportError, OSError) as exc:
-        log(f"warning: the report could not be written: {exc}")
-        return None
 
 
 if __name__ == "__main__":

@@ -321,8 +321,8 @@ def run_with_runner(runner, spec_json: str) -> str:
 
 @dataclass(frozen=True)
 class EvaluationJob:
-    """One evaluation for the executor: ``key`` (the archive's evaluation id), the design, the job spec
-    and where its artefacts go (``runs/<id>/evals/<design>/<split>``)."""
+    """One evaluation for the executor: ``key`` (the archive's evaluation id), the design, the job spec and
+    where its artefacts go (:func:`engine.evaluator.artefact_dir`; made by :meth:`JobExecutor.job`)."""
 
     key: str
     design_id: str
@@ -347,9 +347,30 @@ class JobExecutor:
     :class:`JobDone` after its ``report.json``, ``result.json`` and ``job.json`` are written to its
     ``out_dir`` (as ``Evaluator.evaluate`` writes them)."""
 
-    def __init__(self, executor: Executor):
+    def __init__(self, executor: Executor, run_dir: Path | None = None):
         self.executor = executor
+        self.run_dir = Path(run_dir) if run_dir is not None else None
         self._jobs: dict[str, EvaluationJob] = {}
+        self._early: dict[str, JobDone] = {}  # finished while :meth:`run` waited for another job
+
+    def job(self, key: str, design_id: str, spec: Any, label: str) -> EvaluationJob:
+        """An :class:`EvaluationJob` whose artefacts go to the run's ``evals/<design>/<label>``."""
+        from engine.evaluator import artefact_dir
+
+        if self.run_dir is None:
+            raise ExecutorError("this JobExecutor has no run directory: give out_dir in the EvaluationJob")
+        out = artefact_dir(self.run_dir, design_id, label)
+        out.mkdir(parents=True, exist_ok=True)
+        return EvaluationJob(key, design_id, spec, out)
+
+    def run(self, job: EvaluationJob) -> JobDone:
+        """Submit ``job`` and wait for it (the other jobs in flight keep running)."""
+        self.submit(job)
+        while True:
+            for done in self.as_completed():
+                if done.job.key == job.key:
+                    return done
+                self._early[done.job.key] = done
 
     @property
     def capacity(self) -> int:
@@ -363,6 +384,8 @@ class JobExecutor:
         from engine.evaluator import store_artefacts
         from sandbox.job import JobReport
 
+        while self._early:
+            yield self._early.pop(next(iter(self._early)))
         for r in self.executor.as_completed(timeout):
             job = self._jobs.pop(r.key)
             report = JobReport.model_validate_json(r.value) if r.ok else None
@@ -388,9 +411,10 @@ def job_executor(kind: str, config, run_dir: Path, *, evaluator=None, workers: i
     if kind == "local":
         if evaluator is None:
             raise ExecutorError("the local executor runs jobs through the driver's Evaluator: pass evaluator=")
-        return JobExecutor(LocalExecutor(functools.partial(run_with_runner, evaluator.runner), workers=workers))
+        return JobExecutor(LocalExecutor(functools.partial(run_with_runner, evaluator.runner), workers=workers),
+                           run_dir)
     if kind == "ray":
         fn = functools.partial(run_sandbox_job, config.model_dump(mode="json"), run_name=Path(run_dir).name)
         return JobExecutor(RayExecutor(fn, address=ray_address, workers=workers, max_retries=max_retries,
-                                       runtime_env=runtime_env))
+                                       runtime_env=runtime_env), run_dir)
     raise ExecutorError(f"unknown executor {kind!r}; choose local or ray")

@@ -11,6 +11,7 @@ import random
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from archive import Archive
@@ -19,7 +20,7 @@ from engine.audit import full_verdict
 from engine.capabilities import static_audit
 from engine.config import EvolveConfig
 from engine.descriptors import code_vector
-from engine.evaluator import Evaluator
+from engine.evaluator import HELDOUT, Evaluator
 from engine.genome import Genome
 from engine.logs import load_result, summarise_result
 from engine.meta_agent import MetaAgent
@@ -42,6 +43,51 @@ class EngineError(Exception):
     """The run cannot go on (bad seeds, broken infrastructure); the message says what to do."""
 
 
+def load_seeds(seeds_dir: Path) -> list[Genome]:
+    """The hand-crafted baselines in ``seeds_dir`` (``*.py``, each named by its file), validated.
+
+    Raises EngineError for an empty directory, an unreadable file or a seed that fails validation."""
+    files = sorted(p for p in Path(seeds_dir).glob("*.py") if not p.name.startswith("_"))
+    if not files:
+        raise EngineError(f"no seed designs (*.py) in {seeds_dir}")
+    seeds = []
+    for path in files:
+        try:
+            genome = Genome.from_file(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EngineError(f"cannot read the seed {path}: {exc}") from exc
+        report = validate(genome.source)
+        if not report.ok:
+            raise EngineError(f"seed {path} fails validation:\n{report.text()}")
+        seeds.append(Genome.from_text(genome.source, name=path.stem, operator="seed"))
+    return seeds
+
+
+class SearchClock:
+    """Minutes a run has spent seeding and stepping, across resumes (kept in the archive's meta table)."""
+
+    def __init__(self, archive: Archive):
+        self.archive = archive
+        self.before = float(archive.get_meta("search_seconds", 0.0))
+        self.started = time.monotonic()
+
+    def minutes(self) -> float:
+        return (self.before + time.monotonic() - self.started) / 60
+
+    def save(self) -> None:
+        self.archive.set_meta("search_seconds", round(self.minutes() * 60, 3))
+
+
+@dataclass
+class RunOutcome:
+    """What :meth:`Evolution.run` found: why it stopped early (None: all steps ran), the held-out table's
+    designs (seeds first) and the report's path."""
+
+    stopped: str | None
+    heldout: list
+    report: Path | None
+
+
 class _LazyChat:
     """A chat client that starts the meta model only when the meta agent first speaks."""
 
@@ -56,7 +102,11 @@ class Evolution:
     def __init__(self, config: EvolveConfig, run_dir: Path, archive: Archive, evaluator: Evaluator, meta_models,
                  log: Callable[[str], None] = print, jobs=None):
         self.config, self.run_dir, self.archive, self.evaluator = config, Path(run_dir), archive, evaluator
-        self.jobs = jobs  # an engine.executors.JobExecutor (Ray), or None: evaluations run here
+        if jobs is None:  # the default executor: evaluations run here, through this run's Evaluator
+            from engine.executors import job_executor
+
+            jobs = job_executor("local", config, run_dir, evaluator=evaluator)
+        self.jobs = jobs  # an engine.executors.JobExecutor
         self.meta_models = meta_models
         self.log = log
         #: time.monotonic() after which the meta agent starts no further fix round (the run's time budget)
@@ -102,18 +152,14 @@ class Evolution:
         self._add_tokens(sum(report.broker_usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")))
 
     def _run_job(self, evaluation_id: int, genome: Genome, split: str):
-        if self.jobs is None:
-            return self.evaluator.evaluate(genome, split)
-        from engine.executors import EvaluationJob
-
-        out = self.run_dir / "evals" / genome.id / split
-        out.mkdir(parents=True, exist_ok=True)
-        self.jobs.submit(EvaluationJob(str(evaluation_id), genome.id, self.evaluator.job_spec(genome, split), out))
-        done = next(iter(self.jobs.as_completed()))
+        """The one evaluation path: the run's job executor (local by default, or Ray) runs the job and writes
+        its artefacts under ``evals/<design>/<split>``."""
+        done = self.jobs.run(self.jobs.job(str(evaluation_id), genome.id, self.evaluator.job_spec(genome, split),
+                                           split))
         if done.report is None:
             raise EngineError(f"the evaluation of {genome.name} ({genome.id}) was {'lost' if done.lost else 'failed'} "
                               f"on the executor: {done.error}. Resume with --resume {self.run_dir}")
-        return done.report, out
+        return done.report, done.job.out_dir
 
     def _add_tokens(self, n: int) -> None:
         if n:
@@ -123,28 +169,18 @@ class Evolution:
         return int(self.archive.get_meta("tokens_used", 0))
 
     # ------------------------------------------------------------------ seeds
-    def seed(self, seeds_dir: Path) -> None:
-        """Archive and evaluate the hand-crafted baselines (once: a resumed run keeps the seeds it started with,
-        even if the files changed since)."""
+    def seed(self, seeds: list[Genome]) -> None:
+        """Archive and evaluate the hand-crafted baselines (already validated: :func:`load_seeds`), once: a
+        resumed run keeps the seeds it started with, even if the files changed since."""
         seeded = bool(self.archive.get_meta("seeded", False))
-        files = [] if seeded else sorted(p for p in Path(seeds_dir).glob("*.py") if not p.name.startswith("_"))
-        if not files and not seeded:
-            raise EngineError(f"no seed designs (*.py) in {seeds_dir}")
-        for path in files:
-            try:
-                genome = Genome.from_file(path)
-            except (OSError, UnicodeDecodeError) as exc:
-                raise EngineError(f"cannot read the seed {path}: {exc}") from exc
-            report = validate(genome.source)
-            if not report.ok:
-                raise EngineError(f"seed {path} fails validation:\n{report.text()}")
+        for genome in [] if seeded else seeds:
             if genome.id not in self.archive:
-                self.archive.add_design(genome.id, genome.source, proposer="seed", name=path.stem, generation=0,
+                self.archive.add_design(genome.id, genome.source, proposer="seed", name=genome.name, generation=0,
                                         step=0, code_vector=code_vector(genome.source))
-            if path.stem == "no_memory" and self.archive.baseline != genome.id:
+            if genome.name == "no_memory" and self.archive.baseline != genome.id:
                 self.archive.set_baseline(genome.id)
         if self.archive.baseline is None:
-            raise EngineError(f"{seeds_dir} has no no_memory.py: the normalised reward needs that baseline")
+            raise EngineError("the seeds have no no_memory design: the normalised reward needs that baseline")
         self.archive.set_meta("seeded", True)
         baseline = self.archive.baseline
         for design in sorted(self.archive.designs(), key=lambda d: (d.id != baseline, d.created_at)):
@@ -165,6 +201,72 @@ class Evolution:
         for ev in self.archive.running_evaluations():
             self.log(f"re-running the interrupted evaluation of {self.archive.get(ev.design_id).name} ({ev.split})")
             self.evaluate(ev.design_id, ev.split)
+
+    # ------------------------------------------------------------------ the whole run
+    def run(self, seeds: list[Genome]) -> RunOutcome:
+        """Seed, step until the step count or a budget stops it, evaluate the held-out table, write the report.
+        Progress goes to ``log``; what the run found comes back as a :class:`RunOutcome`."""
+        clock = SearchClock(self.archive)
+        self.seed(seeds)
+        clock.save()
+        self.refresh_report()
+        self.recover()
+        stopped = self.steps(clock)
+        table = self.heldout_phase()
+        return RunOutcome(stopped=stopped, heldout=table, report=self.refresh_report())
+
+    def stop_reason(self, clock: SearchClock) -> str | None:
+        """Why no further step may start (a budget is used up), or None."""
+        c = self.config
+        if c.budget_tokens is not None and self.tokens_used() >= c.budget_tokens:
+            return f"token budget reached ({self.tokens_used()} >= {c.budget_tokens})"
+        if c.budget_minutes is not None and clock.minutes() >= c.budget_minutes:
+            return (f"time budget reached ({clock.minutes():.1f} >= {c.budget_minutes:g} minutes of seeding and "
+                    f"steps) after {self.steps_done()} of {c.steps} steps")
+        return None
+
+    def steps(self, clock: SearchClock) -> str | None:
+        """Run steps until ``config.steps`` are done or a budget stops them; returns the budget's reason."""
+        c = self.config
+        while self.steps_done() < c.steps:
+            stopped = self.stop_reason(clock)
+            if stopped:
+                return stopped
+            step = self.steps_done() + 1
+            if c.budget_minutes is not None:
+                self.deadline = time.monotonic() + (c.budget_minutes - clock.minutes()) * 60
+            child = self.run_step(step)
+            best = self.archive.best(1, benchmark=c.eval.benchmark, split=c.eval.split)
+            best_text = f"{best[0].name} {best[0].score:.3f}" if best and best[0].score is not None else "-"
+            self.log(f"step {step}/{c.steps}: " + (f"{self.archive.get(child).name}: {self._score_text(child)}"
+                                                   if child else "nothing new")
+                     + f" | best {best_text} | archive {self.archive.count()} | tokens {self.tokens_used()}"
+                     f" | {clock.minutes():.1f} min")
+            clock.save()
+            self.refresh_report()
+        return None
+
+    def heldout_phase(self, top: int = 3) -> list:
+        """Evaluate every seed and the ``top`` best evolved designs (never a hostile one) on the held-out suite,
+        once each; returns their archive records, seeds first."""
+        c = self.config.eval
+        seeds = [d for d in self.archive.designs() if d.proposer == "seed"]
+        evolved = [d for d in self.archive.best(len(self.archive.designs()), benchmark=c.benchmark, split=c.split)
+                   if d.proposer != "seed" and d.audit != "hostile"][:top]
+        for d in seeds + evolved:
+            if self.archive.get(d.id).status in ("evaluated", "failed"):
+                self.evaluate(d.id, HELDOUT)
+        return [self.archive.get(d.id) for d in seeds + evolved]
+
+    def refresh_report(self) -> Path | None:
+        """Rewrite runs/<id>/report.html; a report problem is logged, never fatal to the run."""
+        from engine.report import ReportError, write_report
+
+        try:
+            return write_report(self.run_dir)
+        except (ReportError, OSError) as exc:
+            self.log(f"warning: the report could not be written: {exc}")
+            return None
 
     # ------------------------------------------------------------------ steps
     def steps_done(self) -> int:

@@ -176,39 +176,32 @@ def live_url(args: argparse.Namespace, config: EvolveConfig) -> str | None:
     return args.task_base_url or config.task.base_url
 
 
-def run_job(plan: Plan, args: argparse.Namespace, cassette: Path | None, limits: Limits):
-    """Play the job once in the sandbox and return its :class:`sandbox.job.JobReport`."""
-    from sandbox.backend import select_backend
-    from sandbox.broker import Broker, BrokerConfig, Budget
-    from sandbox.job import JobRunner
+def run_job(plan: Plan, args: argparse.Namespace, cassette: Path | None, limits: Limits, out_dir: Path):
+    """Play the job once in the sandbox and return its :class:`sandbox.job.JobReport`: through the run's own
+    evaluation path (an Evaluator and the local job executor), its broker replaying ``cassette`` (or live)."""
+    from engine.evaluator import Evaluator
+    from engine.executors import EvaluationJob, job_executor
+    from engine.models import task_broker_config
 
     c = plan.config
     spec = plan.job.model_copy(deep=True)
     embedder = spec.models.embedder
     # the embedding model the recording broker sent upstream (and keyed its cassette with)
     embed_model = {"hashing": "hashing", "remote": spec.models.embed_model}.get(embedder)
-    if cassette is not None:  # offline: no chat upstream, no key, a miss is an error inside the job
-        cfg = BrokerConfig(chat_base_url=None, local_chat_model=None, api_key_env="ALMA_REPLAY_NO_KEY",
-                           local_embedder="minilm" if embedder == "minilm" else None, models=[spec.models.chat_model],
-                           chat_model=spec.models.chat_model, embed_model=embed_model,
-                           cassette_dir=cassette, cassette_mode="replay")
-    else:
-        if args.task_model:
-            spec.models.chat_model = args.task_model
-        cfg = BrokerConfig(chat_base_url=live_url(args, c), local_chat_model=c.task.local_model,
-                           api_key_env=c.task.api_key_env, models=[spec.models.chat_model],
-                           chat_model=spec.models.chat_model, embed_model=embed_model,
-                           local_embedder=embedder if embedder in ("minilm", "hashing") else None,
-                           cassette_mode="off", timeout=c.task.timeout, max_attempts=c.task.max_attempts,
-                           threads=c.task.threads, max_concurrency=1 if live_url(args, c) is None else 4)
-    backend = select_backend(args.backend or c.sandbox.backend)
-    broker = Broker(cfg)
+    if cassette is None and args.task_model:
+        spec.models.chat_model = args.task_model
+    cfg = task_broker_config(c, cassette_dir=cassette, cassette_mode="replay" if cassette is not None else "off",
+                             chat_model=spec.models.chat_model, base_url=None if cassette else live_url(args, c),
+                             embedder=embedder, embed_model=embed_model)
+    evaluator = Evaluator(c, plan.run_dir, backend=args.backend, broker_config=cfg, limits=limits)
     try:
-        runner = JobRunner(backend, broker, limits=limits, budget=Budget(max_requests=None, max_tokens=None))
-        return runner.run(spec)
+        with job_executor("local", c, plan.run_dir, evaluator=evaluator) as jobs:
+            done = jobs.run(EvaluationJob("replay", plan.design.id, spec, out_dir / "sandbox"))
     finally:
-        broker.close()
-        backend.close()
+        evaluator.close()
+    if done.report is None:
+        raise ValueError(f"the replay job failed to run: {done.error}")
+    return done.report
 
 
 def record(plan: Plan, doc: dict[str, Any], report, out_dir: Path) -> dict[str, Any]:
@@ -298,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         from sandbox.errors import SandboxError
 
         try:
-            report = run_job(plan, args, snapshot, limits)
+            report = run_job(plan, args, snapshot, limits, out_dir)
         except (SandboxError, ValueError) as exc:
             doc["audit"] = {"verdict": "not determined", "reasons": [f"not replayed: the sandbox could not run "
                                                                      f"it: {exc}"], "static": static}

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from harness.jobspec import AgentSpec, DesignSpec, JobSpec, ModelSpec, ProtocolSpec
+from harness.models import DEFAULT_LOCAL_MODEL
 
 
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +36,7 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--chat-base-url", default=os.environ.get("ALMA_CHAT_BASE_URL"),
                    help="OpenAI-compatible endpoint for chat (default: $ALMA_CHAT_BASE_URL, else the embedded "
                         "local Qwen2.5-Coder-0.5B via llama.cpp)")
-    m.add_argument("--chat-model", default=os.environ.get("ALMA_CHAT_MODEL", "qwen2.5-coder-0.5b"),
+    m.add_argument("--chat-model", default=os.environ.get("ALMA_CHAT_MODEL", DEFAULT_LOCAL_MODEL),
                    help="chat model name (default: %(default)s)")
     m.add_argument("--embedder", choices=["minilm", "hashing", "remote"],
                    default=os.environ.get("ALMA_EMBEDDER", "minilm"),

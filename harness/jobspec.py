@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.models import DEFAULT_LOCAL_MODEL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
+
 SCHEMA_VERSION = 1
 
 
@@ -29,13 +31,13 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     chat_base_url: str | None = None
-    chat_model: str = "qwen2.5-coder-0.5b"
+    chat_model: str = DEFAULT_LOCAL_MODEL
     embedder: Literal["minilm", "hashing", "remote"] = "minilm"
     embed_base_url: str | None = None
     embed_model: str = "text-embedding-3-small"
     threads: int = Field(1, ge=1, le=64)
-    timeout: float = Field(300.0, gt=0, description="seconds per model request (local CPU models are slow)")
-    max_attempts: int = Field(2, ge=1, le=20, description="attempts per model request")
+    timeout: float = Field(DEFAULT_TIMEOUT_S, gt=0, description="seconds per model request (local CPU models are slow)")
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, le=20, description="attempts per model request")
     uds: str | None = Field(None, description="Unix socket of the host broker; set by the sandbox")
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import shutil
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable

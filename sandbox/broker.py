@@ -66,6 +66,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from harness.models import DEFAULT_LOCAL_MODEL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
 from sandbox.broker_policy import Admitted, Policy, Refused, sanitise
 from sandbox.cassette import Cassette, CassetteMode, request_key
 from sandbox.errors import BrokerError
@@ -93,7 +94,7 @@ class BrokerConfig:
 
     chat_base_url: str | None = None
     """OpenAI-compatible chat endpoint; None: the embedded local model, started on the first chat request."""
-    local_chat_model: str | None = "qwen2.5-coder-0.5b"
+    local_chat_model: str | None = DEFAULT_LOCAL_MODEL
     """The embedded model used when chat_base_url is None; None: no chat upstream (cassette only)."""
     chat_model: str | None = None
     """The one chat model served and sent upstream (the name the harness sends: ``ModelSpec.chat_model``);
@@ -113,8 +114,8 @@ class BrokerConfig:
     cassette_dir: Path | None = None
     cassette_mode: CassetteMode = "auto"
     max_concurrency: int = 4
-    timeout: float = 120.0
-    max_attempts: int = 5
+    timeout: float = DEFAULT_TIMEOUT_S
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_base: float = 0.5
     threads: int = 1
 

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import openai
 
 from harness.errors import ModelError
+from harness.models import DEFAULT_LOCAL_MODEL
 from harness.models.chat import Endpoint, is_retryable
 from harness.models.usage import estimate_tokens
 
@@ -106,7 +107,7 @@ class LocalChat:
     """Chat served by the embedded llama.cpp model on the host, started on the first request (seconds) and
     stopped by :meth:`close`. The offline default when no chat endpoint is configured."""
 
-    def __init__(self, model: str = "qwen2.5-coder-0.5b", threads: int = 1, **endpoint_options: Any):
+    def __init__(self, model: str = DEFAULT_LOCAL_MODEL, threads: int = 1, **endpoint_options: Any):
         self.model, self.threads, self.options = model, threads, endpoint_options
         self._server: Any = None
         self._upstream: OpenAIUpstream | None = None

@@ -21,7 +21,7 @@ from engine import replay
 from engine.config import load_config, to_toml
 from engine.evaluator import HELDOUT, Evaluator
 from engine.genome import Genome
-from engine.loop import Evolution
+from engine.loop import Evolution, load_seeds
 from tests.conftest import REPO
 from tests.openai_server import OpenAITestServer
 
@@ -114,7 +114,7 @@ def run(tmp_path_factory):
         evaluator = Evaluator(config, run_dir)
         try:
             evo = Evolution(config, run_dir, archive, evaluator, meta_models=None, log=lambda _m: None)
-            evo.seed(seeds)
+            evo.seed(load_seeds(seeds))
             child = evo.run_step(1)
             ids = {d.name: d.id for d in archive.designs()}
             evo.evaluate(ids["no_memory"], HELDOUT)  # the final table's evaluation on a fresh suite seed

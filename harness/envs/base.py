@@ -74,13 +74,31 @@ class StepResult:
 
 
 class TextEnv(Protocol):
-    """One playable environment instance; ``reset`` may be called again with another task."""
+    """One playable environment instance; ``reset`` may be called again with another task.
 
-    def reset(self, task: TaskSpec) -> Observation: ...
+    The harness uses an instance from one thread at a time: ``reset`` once per episode, then ``step`` until
+    the result is ``done`` (or the protocol's step limit), then the next ``reset``; ``close`` once at the end.
+    """
 
-    def step(self, action: str) -> StepResult: ...
+    def reset(self, task: TaskSpec) -> Observation:
+        """Start ``task`` from its beginning and return the first :class:`Observation`.
 
-    def close(self) -> None: ...
+        Deterministic: the same ``task`` gives the same observation, goal and admissible actions, and the same
+        actions afterwards give the same results (memory designs and replays rely on it). ``text`` and
+        ``goal`` are plain text (no markup, at most a few KB); ``admissible_actions`` are the commands ``step``
+        accepts now, as the agent should write them. Raises :class:`harness.errors.BenchmarkError` when the
+        task cannot be set up (a missing game file: the message says how to build the suite).
+        """
+        ...
+
+    def step(self, action: str) -> StepResult:
+        """Play ``action`` (any string: an inadmissible one is answered, not raised) and return the
+        :class:`StepResult`. After a result with ``done`` true, only ``reset`` may follow."""
+        ...
+
+    def close(self) -> None:
+        """Release the game's resources (processes, files); the instance is not used afterwards."""
+        ...
 
 
 @dataclass
@@ -100,7 +118,13 @@ class TaskSuite:
 
 
 class Benchmark(Protocol):
-    """A benchmark: its name, its step limit, a suite builder and an environment factory."""
+    """A benchmark: its name, its step limit, a suite builder and an environment factory.
+
+    Attributes:
+        name: the registry name (``--benchmark NAME``); every :class:`TaskSpec` it builds carries it.
+        step_limit: the default number of agent actions per episode (a task's ``params["step_limit"]`` or the
+            job's override wins). Part of the measuring instrument: change it only in its own commit.
+    """
 
     name: str
     step_limit: int
@@ -110,4 +134,6 @@ class Benchmark(Protocol):
         each of the ``id`` and ``ood`` splits. Deterministic for a seed."""
         ...
 
-    def make_env(self) -> TextEnv: ...
+    def make_env(self) -> TextEnv:
+        """A new, independent environment instance (the harness makes one per concurrent episode)."""
+        ...

