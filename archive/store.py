@@ -114,6 +114,18 @@ class Archive(RunLogMixin, EvaluationsMixin, QueriesMixin):
         return self._conn
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """All reads inside see one consistent state of a live archive (a deferred read transaction in WAL mode
+        takes no write lock, so a running engine is never blocked)."""
+        with self._mutex:
+            conn = self._connection()
+            conn.execute("BEGIN DEFERRED")
+            try:
+                yield
+            finally:
+                conn.execute("ROLLBACK")
+
+    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic change: everything inside commits together or not at all (nested: a savepoint)."""
         with self._mutex:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from archive import Archive
 from engine.config import load_config
-from engine.evaluator import HELDOUT
+from engine.search.evaluator import HELDOUT
 
 REPO = Path(__file__).resolve().parents[1]
 

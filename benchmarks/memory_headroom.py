@@ -3,7 +3,7 @@
 Evaluates each design in process (no sandbox: these are trusted files) with the heuristic agent and the hashing
 embedder on ``--suites`` suite seeds of one benchmark, and prints one row per design with its score per suite,
 the mean and the mean difference to no memory. Designs are seed names, paths of design files, or
-``SEED+PATCH``: a seed with a patch file merged by ``engine.patch.apply_patch`` (the meta agent's merge), e.g.
+``SEED+PATCH``: a seed with a patch file merged by ``engine.code.patch.apply_patch`` (the meta agent's merge), e.g.
 ``trajectory_retrieval+benchmarks/designs/trajectory_map.patch`` -- a hand-written design that writes maps,
 which shows the headroom that evolution can find.
 
@@ -22,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from engine.patch import apply_patch
+from engine.code.patch import apply_patch
 from harness.jobspec import AgentSpec, DesignSpec, JobSpec, ModelSpec, ProtocolSpec
 from harness.models.factory import ModelSettings, open_models
 from harness.protocol import ProtocolRun

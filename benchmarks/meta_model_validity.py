@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.code.genome import Genome
 from engine.config import load_config
-from engine.evaluator import Evaluator
-from engine.genome import Genome
-from engine.logs import summarise_result
-from engine.meta_agent import MetaAgent
+from engine.search.evaluator import Evaluator
+from engine.search.logs import summarise_result
+from engine.search.meta_agent import MetaAgent
 from harness.agents.prompts import memory_notes
 from harness.models.factory import ModelSettings, open_models
 

@@ -33,8 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness.cli_common import write_json_atomic  # noqa: E402
+from harness.files import write_json_atomic  # noqa: E402
 from harness.jobspec import DesignSpec, JobSpec, ModelSpec, ProtocolSpec  # noqa: E402
+from harness.suites import prepare_suite  # noqa: E402
 from sandbox.backend import NoneBackend, docker_available  # noqa: E402
 from sandbox.broker import Broker, BrokerConfig  # noqa: E402
 from sandbox.errors import SandboxUnavailable  # noqa: E402
@@ -101,7 +102,7 @@ def time_eval_in_process(spec: JobSpec) -> float:
 
 def time_eval_sandboxed(backend, spec: JobSpec) -> float:
     with Broker(BrokerConfig(local_embedder="hashing", local_chat_model=None)) as broker:
-        runner = JobRunner(backend, broker, retries=0)
+        runner = JobRunner(backend, broker, retries=0, prepare=prepare_suite)
         runner.prepare_cache(spec)
         t = time.perf_counter()
         report = runner.run(spec)
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         spec = typical_spec()
         if "bubblewrap" in backends:  # warms the game cache on the host, outside the timing
             with Broker(BrokerConfig(local_chat_model=None)) as broker:
-                JobRunner(backends["bubblewrap"], broker).prepare_cache(spec)
+                prepare_suite(spec, JobRunner(backends["bubblewrap"], broker).cache_root)
         runs: dict[str, list[float]] = {"host subprocess": []}
         for _ in range(args.eval_repeats):  # interleaved, so drift on a busy machine hits every way alike
             runs["host subprocess"].append(time_eval_in_process(typical_spec()))

@@ -5,8 +5,8 @@
 Each evaluation is a real sandbox job (the evolve loop's path): the trajectory_retrieval seed on babaisai,
 2 train + 2 test tasks x 1 repeat, heuristic agent, hashing embedder. Rows:
 
-- local xN: :class:`engine.executors.LocalExecutor` with N threads over one Evaluator (one backend, one broker);
-- ray xN: :class:`engine.executors.RayExecutor` on a local Ray cluster started here (a head with no CPUs and
+- local xN: :class:`engine.search.executors.LocalExecutor` with N threads over one Evaluator (one backend, one broker);
+- ray xN: :class:`engine.search.executors.RayExecutor` on a local Ray cluster started here (a head with no CPUs and
   N worker nodes of 1 CPU each, ``ray start --block`` subprocesses), or on ``--ray-address`` (then N is the
   cluster's CPU count and only that row is measured). Each Ray worker builds its own Evaluator on its first
   task; a warm-up round (one job per worker) is not timed.
@@ -32,10 +32,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from engine.code.genome import Genome  # noqa: E402
 from engine.config import EvolveConfig  # noqa: E402
-from engine.evaluator import Evaluator  # noqa: E402
-from engine.executors import EvaluationJob, JobExecutor, job_executor  # noqa: E402
-from engine.genome import Genome  # noqa: E402
+from engine.search.evaluator import Evaluator  # noqa: E402
+from engine.search.executors import EvaluationJob, JobExecutor, job_executor  # noqa: E402
 
 
 def tiny_config(backend: str) -> EvolveConfig:

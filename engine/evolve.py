@@ -22,9 +22,9 @@ from rich.console import Console
 
 from archive import Archive
 from archive.errors import ArchiveError, ArchiveLocked
+from engine.code.genome import Genome
 from engine.config import ConfigError, EvolveConfig, load_config, to_toml
-from engine.genome import Genome
-from harness.cli_common import write_text_atomic
+from harness.files import write_text_atomic
 
 SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds"
 
@@ -67,7 +67,7 @@ def overrides(args: argparse.Namespace) -> dict:
 
 def preflight(config: EvolveConfig) -> list[Genome]:
     """Check what can be checked before anything is written; returns the validated seed designs."""
-    from engine.loop import EngineError, load_seeds
+    from engine.search.loop import EngineError, load_seeds
     from harness.envs import get_benchmark
 
     get_benchmark(config.eval.benchmark)  # BenchmarkError for an unknown or missing benchmark
@@ -116,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(config, run_dir: Path, archive: Archive, seeds: list[Genome], console: Console, quiet: bool) -> int:
-    from engine.evaluator import Evaluator
-    from engine.loop import EngineError, Evolution
     from engine.models import meta_settings
-    from engine.summary import print_heldout
+    from engine.search.evaluator import Evaluator
+    from engine.search.heldout_table import print_heldout
+    from engine.search.loop import EngineError, Evolution
     from harness.models.factory import open_models
     from sandbox.errors import SandboxError
 
@@ -132,7 +132,7 @@ def _run(config, run_dir: Path, archive: Archive, seeds: list[Genome], console: 
     log(f"sandbox backend: {evaluator.backend_name}")
     jobs = None
     if config.executor == "ray":
-        from engine.executors import job_executor
+        from engine.search.executors import job_executor
 
         jobs = job_executor("ray", config, run_dir, workers=config.concurrency, ray_address=config.ray_address)
         log(f"executor: ray ({config.ray_address or 'started on this machine'})")

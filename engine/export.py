@@ -25,9 +25,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from archive import Archive, ArchiveError, Design
-from engine.capabilities import capability_lines, static_audit
-from harness.cli_common import write_text_atomic
+from engine.audit.static import capability_lines, static_audit
+from engine.search.evaluator import artefact_dir
 from harness.design import contract_text
+from harness.files import write_text_atomic
 from harness.loader import source_hash
 
 EXIT_OK, EXIT_INPUT, EXIT_HOSTILE, EXIT_INTEGRITY = 0, 2, 4, 5
@@ -43,7 +44,7 @@ def latest_replay(run_dir: Path, design_id: str, recorded: list[str] = ()) -> di
     """The newest replay report (``replay.json``) of the design: in the directories the archive's ``replay``
     events name (``recorded``) or under ``RUN_DIR/evals/<id>/replay-*/``."""
     paths = [Path(o) / "replay.json" for o in recorded]
-    paths += list((run_dir / "evals" / design_id).glob("replay-*/replay.json"))
+    paths += list(artefact_dir(run_dir, design_id, "replay").parent.glob("replay-*/replay.json"))
     for path in sorted((p for p in set(paths) if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             return json.loads(path.read_text(encoding="utf-8")) | {"path": str(path)}

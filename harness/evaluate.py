@@ -18,8 +18,9 @@ import sys
 
 from rich.console import Console
 
-from harness.cli_common import add_job_arguments, job_from_args, write_json_atomic
+from harness.cli_common import add_job_arguments, job_from_args
 from harness.errors import BenchmarkError, DesignError, ModelError
+from harness.files import write_json_atomic
 from harness.isolation.proxy import DesignTimeout
 from harness.loader import load_design_source
 from harness.protocol import ProtocolRun

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.cli_common import write_json_atomic
 from harness.errors import BenchmarkError, DesignError, ModelError
+from harness.files import write_json_atomic
 from harness.isolation.proxy import DesignTimeout
 from harness.jobspec import JobSpec
 from harness.protocol import ProtocolRun

@@ -243,7 +243,7 @@ class BubblewrapBackend:
         cpu = cg.cpu_seconds()
         cg.remove()
         child_exit = next((s["exit-code"] for s in statuses if "exit-code" in s), None)
-        killed = hits.timeout or hits.output or hits.oom
+        killed = hits.timeout or hits.output or hits.oom or hits.pids
         if not infra and child_exit is None and not killed and (exit_code != 0 or not statuses):
             # bubblewrap reports the command's exit code only once the command ran: it failed to set up
             infra = f"bubblewrap could not set up the sandbox (exit {exit_code}): {err.text()[-2000:]}"

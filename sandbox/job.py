@@ -27,6 +27,7 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -172,8 +173,13 @@ class JobRunner:
 
     def __init__(self, backend: SandboxBackend, broker: Broker, *, limits: Limits | None = None,
                  budget: Budget | None = None, cache_root: Path | None = None, work_root: Path | None = None,
-                 retries: int = 2, retry_wait_s: float = 1.0, keep_dirs: bool = False):
+                 retries: int = 2, retry_wait_s: float = 1.0, keep_dirs: bool = False,
+                 prepare: Callable[[JobSpec, Path], Path] | None = None):
+        """``prepare(spec, cache_root) -> directory``: builds (or finds) the job's task suite on the host before
+        the job runs (``harness.suites.prepare_suite``); without it the suite must already be in
+        ``cache_root/<benchmark>``. The sandbox layer knows no benchmark itself."""
         self.backend, self.broker = backend, broker
+        self.prepare = prepare
         self.limits, self.budget = limits or Limits(), budget or Budget()
         self.cache_root = Path(cache_root or os.environ.get("ALMA_CACHE_DIR")
                                or Path.home() / ".cache" / "alma-engine")
@@ -181,13 +187,11 @@ class JobRunner:
         self.retries, self.retry_wait_s, self.keep_dirs = retries, retry_wait_s, keep_dirs
 
     def prepare_cache(self, spec: JobSpec) -> Path:
-        """Build (or find) the job's task suite in the host cache; the sandbox mounts it read-only."""
-        from harness.envs import get_benchmark
-
+        """The job's task-suite directory on the host (built by ``prepare`` when given); mounted read-only."""
+        if self.prepare is not None:
+            return self.prepare(spec, self.cache_root)
         cache = self.cache_root / spec.benchmark
         cache.mkdir(parents=True, exist_ok=True)
-        p = spec.protocol
-        get_benchmark(spec.benchmark).build_suite(p.seed, p.n_train, p.n_test, str(cache))
         return cache
 
     def run(self, spec: JobSpec, *, command: list[str] | None = None) -> JobReport:

@@ -20,8 +20,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from harness.cli_common import add_job_arguments, job_from_args, write_json_atomic
+from harness.cli_common import add_job_arguments, job_from_args
 from harness.errors import HarnessError
+from harness.files import write_json_atomic
+from harness.suites import prepare_suite
 from sandbox.backend import BACKENDS, select_backend
 from sandbox.broker import Broker, BrokerConfig, Budget
 from sandbox.cassette import MODES
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with Broker(broker_config(args)) as broker:
-            runner = JobRunner(backend, broker, limits=limits,
+            runner = JobRunner(backend, broker, limits=limits, prepare=prepare_suite,
                                budget=Budget(max_requests=args.max_requests, max_tokens=args.max_tokens),
                                cache_root=Path(args.cache_dir) if args.cache_dir else None, retries=args.retries,
                                keep_dirs=args.keep)

@@ -242,7 +242,7 @@ def test_evolve_on_ray_gives_the_results_of_a_local_run(tmp_path, openai_server)
 
 
 def test_child_names_stay_bounded_along_a_lineage():
-    from engine.loop import child_name
+    from engine.search.loop import child_name
 
     name = "trajectory_retrieval"
     for step, op in enumerate(["mutate:constants", "crossover", "swap:update", "mutate:constants"], 1):

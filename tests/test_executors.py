@@ -1,4 +1,4 @@
-"""Executors (engine.executors): a thread pool on this machine and Ray tasks on a local Ray cluster (a head with
+"""Executors (engine.search.executors): a thread pool on this machine and Ray tasks on a local Ray cluster (a head with
 no CPUs and one worker node, each a ``ray start --block`` subprocess), running real sandbox jobs and tiny
 functions; a worker process or a whole worker node killed mid-task -> the task completes once, elsewhere,
 and the archive records it once.
@@ -23,7 +23,7 @@ import pytest
 
 from archive import Archive
 from engine.config import EvolveConfig
-from engine.executors import EvaluationJob, ExecutorError, LocalExecutor, RayExecutor, job_executor
+from engine.search.executors import EvaluationJob, ExecutorError, LocalExecutor, RayExecutor, job_executor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -218,8 +218,8 @@ def _sandbox_config() -> EvolveConfig:
 
 
 def test_sandbox_jobs_local_and_on_ray_agree(cluster, tmp_path):
-    from engine.evaluator import Evaluator
-    from engine.genome import Genome
+    from engine.code.genome import Genome
+    from engine.search.evaluator import Evaluator
 
     config = _sandbox_config()
     genome = Genome.from_file(REPO / "seeds" / "trajectory_retrieval.py")

@@ -1,4 +1,4 @@
-"""engine.export (a design out of a run, as a module that loads with harness.loader) and engine.import_alma
+"""engine.export (a design out of a run, as a module that loads with harness.loader) and engine.alma.importer
 (official-ALMA designs in, converted, validated, loaded and played by the real harness; the ones that cannot be
 converted are explained)."""
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from engine import export, import_alma
-from engine.genome import Genome
+from engine import export
+from engine.alma import importer as import_alma
+from engine.code.genome import Genome
 from harness.design import contract_text
 from harness.loader import load_design_file, source_hash
 from tests.conftest import REPO

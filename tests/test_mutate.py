@@ -1,4 +1,4 @@
-"""Structural operators (engine.mutate): every child is valid, new, loadable, and what it claims to be.
+"""Structural operators (engine.code.mutate): every child is valid, new, loadable, and what it claims to be.
 
 The seeds are read as genomes; children are checked with the validator, loaded with the harness loader, and some
 are run against a real toolkit (scratch directory + the hashing embedder; no LLM, which the designs tolerate).
@@ -16,9 +16,10 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from engine.genome import Genome, class_members, design_classes
-from engine.mutate import OPERATORS, crossover, mutate_constants, swap_method
-from engine.validate import validate
+from engine.code.genome import Genome
+from engine.code.mutate import OPERATORS, crossover, mutate_constants, swap_method
+from engine.code.syntax import class_members, design_classes
+from engine.code.validate import validate
 from harness.design import CONTRACT, Toolkit
 from harness.loader import load_design_source
 from harness.models.embed import HashingEmbedder

@@ -1,4 +1,4 @@
-"""Patch edits (engine.patch) and the meta agent's patch mode: a reply with only the changed definitions is
+"""Patch edits (engine.code.patch) and the meta agent's patch mode: a reply with only the changed definitions is
 merged into every seed, the result validates, loads and runs the new code, and everything else stays byte for
 byte; the fix loop feeds a merge failure back to the model. The model is a scripted chat object (the edge we
 do not own)."""
@@ -13,11 +13,12 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
+from engine.code.genome import Genome, normalise_source
+from engine.code.patch import PatchError, apply_patch
+from engine.code.syntax import class_members, design_classes
+from engine.code.validate import validate
 from engine.config import EvolveConfig
-from engine.genome import Genome, class_members, design_classes, normalise_source
-from engine.meta_agent import MetaAgent
-from engine.patch import PatchError, apply_patch
-from engine.validate import validate
+from engine.search.meta_agent import MetaAgent
 from harness.design import Toolkit
 from harness.loader import load_design_source
 from harness.models.embed import HashingEmbedder

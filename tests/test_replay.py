@@ -1,4 +1,4 @@
-"""engine.replay end to end on a real small run (BabaIsAI, bubblewrap): exact offline reproduction from the
+"""engine.replay.cli end to end on a real small run (BabaIsAI, bubblewrap): exact offline reproduction from the
 cassette with no upstream reachable, --live differences, hostile designs, tampering, the run lock.
 
 One run is built per module, in process, the way engine.evolve builds it: two seeds plus a design whose
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
-from engine import replay
+from engine.code.genome import Genome
 from engine.config import load_config, to_toml
-from engine.evaluator import HELDOUT, Evaluator
-from engine.genome import Genome
-from engine.loop import Evolution, load_seeds
+from engine.replay import cli as replay
+from engine.search.evaluator import HELDOUT, Evaluator
+from engine.search.loop import Evolution, load_seeds
 from tests.conftest import REPO
 from tests.openai_server import OpenAITestServer
 

@@ -1,4 +1,4 @@
-"""The run report (engine.report): built from a small archive made with the Archive API, checked with an HTML
+"""The run report (engine.report.page): built from a small archive made with the Archive API, checked with an HTML
 parser and rendered in headless Chromium (screenshot + DOM after scripts ran).
 
 Chromium is Debian's ``chromium`` package. Without it the browser test is skipped locally and fails under
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from archive import Archive
-from engine.report import ReportError, main, read_run, write_report
+from engine.report.page import ReportError, main, read_run, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.jobspec import DesignSpec, JobSpec, ModelSpec, ProtocolSpec
+from harness.suites import prepare_suite
 from sandbox.broker import Broker, BrokerConfig, Budget
 from sandbox.job import JobReport, JobRunner
 from sandbox.limits import Limits
@@ -82,6 +83,7 @@ def runner_for(backend, tmp_path):
                                         "backoff_base": 0.01, **broker_config}))
         brokers.append(broker)
         return JobRunner(backend, broker, limits=Limits(wall_s=120, memory_mb=1024), retry_wait_s=0.01,
+                         prepare=prepare_suite,
                          cache_root=Path(os.environ["ALMA_CACHE_DIR"]), work_root=tmp_path)
 
     yield make

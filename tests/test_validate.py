@@ -1,4 +1,4 @@
-"""The genome layer's static side: normalisation + content hash (engine.genome) and validation (engine.validate).
+"""The genome layer's static side: normalisation + content hash (engine.code.genome) and validation (engine.code.validate).
 
 Every seed must pass the validator; every file in tests/bad_designs/ must be rejected with the rule named in its
 first line (``# expect: <rule>``).
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.genome import Genome, GenomeError, extract_code, normalise_source
-from engine.validate import Finding, load_policy, policy_text, validate
+from engine.code.genome import Genome, GenomeError, extract_code, normalise_source
+from engine.code.validate import Finding, load_policy, policy_text, validate
 from harness.design import CONTRACT, contract_text
 from harness.loader import load_design_source, source_hash
 

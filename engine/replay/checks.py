@@ -22,7 +22,7 @@ from typing import Any
 
 from archive import Design, Evaluation
 from engine.config import EvolveConfig
-from engine.evaluator import HELDOUT
+from engine.search.evaluator import HELDOUT
 from harness.jobspec import EvalResult, JobSpec
 from harness.loader import source_hash
 from sandbox.cassette import INDEX_NAME, request_key

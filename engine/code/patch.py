@@ -17,9 +17,9 @@ them into the design:
 
 A reply cut off mid-definition (the output limit) keeps its complete top-level definitions before the cut.
 A reply that is a complete design module is merged the same way, except that its module docstring (or none)
-replaces the design's, which described the old code; then :func:`engine.splice.prune` drops what no contract
+replaces the design's, which described the old code; then :func:`engine.code.splice.prune` drops what no contract
 method reaches any more (the old methods' helpers). The result is source text; the caller validates it
-(:func:`engine.validate.validate`).
+(:func:`engine.code.validate.validate`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from __future__ import annotations
 import libcst as cst
 import libcst.matchers as m
 
-from engine.genome import class_members, design_classes, dotted, import_aliases, normalise_source
-from engine.splice import _is_docstring, _spaced, prune
+from engine.code.genome import normalise_source
+from engine.code.splice import is_docstring, prune, spaced
+from engine.code.syntax import class_members, design_classes, dotted, import_aliases
 from harness.design import CONTRACT
 
 _BASE = CONTRACT["base_class"]
@@ -58,7 +59,7 @@ def _placeholder(node: cst.CSTNode) -> bool:
     if not isinstance(node, cst.FunctionDef):
         return False
     body = node.body.body if isinstance(node.body, cst.IndentedBlock) else [node.body]
-    body = body[1:] if body and _is_docstring(body[0]) else body
+    body = body[1:] if body and is_docstring(body[0]) else body
     stub = [m.Expr(m.Ellipsis())]
     only = m.SimpleStatementLine(stub) | m.SimpleStatementSuite(stub)
     return bool(body) and all(m.matches(s, only) for s in body)
@@ -129,9 +130,9 @@ def _merge_class(target: cst.ClassDef, patch: cst.ClassDef) -> cst.ClassDef:
     body = list(target.body.body)
     where = class_members(target)
     items = list(patch.body.body) if isinstance(patch.body, cst.IndentedBlock) else [patch.body]
-    if items and _is_docstring(items[0]):
+    if items and is_docstring(items[0]):
         doc = items.pop(0)
-        if body and _is_docstring(body[0]):
+        if body and is_docstring(body[0]):
             body[0] = _in_place(doc, body[0])
         else:
             body.insert(0, doc.with_changes(leading_lines=()))
@@ -145,7 +146,7 @@ def _merge_class(target: cst.ClassDef, patch: cst.ClassDef) -> cst.ClassDef:
         if not names or (_placeholder(stmt) and old is not None):
             continue
         if at is None:
-            body.append(_spaced(stmt, 1))
+            body.append(spaced(stmt, 1))
         else:
             body[at] = _in_place(stmt, old)
         where.update({n: body[at if at is not None else -1] for n in names})
@@ -168,7 +169,7 @@ def _salvage(code: str) -> cst.Module | None:
             module = cst.parse_module("\n".join(lines[:cut]) + "\n")
         except cst.ParserSyntaxError:
             continue
-        if any(not _is_docstring(stmt) for stmt in module.body):
+        if any(not is_docstring(stmt) for stmt in module.body):
             return module
     return None
 
@@ -194,7 +195,7 @@ def apply_patch(parent_source: str, reply_code: str) -> str:
             raise PatchError(f"the reply's code is not valid Python (line {exc.raw_line}: {exc.message}); "
                              "reply with complete definitions in one ```python block") from exc
     body = list(parent.body)
-    top = 0 if body and _is_docstring(body[0]) else -1
+    top = 0 if body and is_docstring(body[0]) else -1
     before = next(i for i, s in enumerate(body) if s is design)
     last_import = max((i for i, s in enumerate(body) if _is_import(s)), default=top)
     last_const = max((i for i, s in enumerate(body[:before]) if _is_import(s) or _assigned(s)), default=top)
@@ -223,7 +224,7 @@ def apply_patch(parent_source: str, reply_code: str) -> str:
         elif isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
             old = (others if isinstance(stmt, cst.ClassDef) else functions).get(stmt.name.value)
             if old is None:
-                defs.append(_spaced(stmt.with_changes(leading_lines=()), 2))
+                defs.append(spaced(stmt.with_changes(leading_lines=()), 2))
             elif not _placeholder(stmt):
                 replaced[id(old)] = _in_place(stmt, old)
     if not (future or imports or consts or defs or replaced or merged is not design):
@@ -233,14 +234,14 @@ def apply_patch(parent_source: str, reply_code: str) -> str:
     after: dict[int, list[cst.CSTNode]] = {}
     for anchor, group in ((top, future), (last_import, imports), (last_const, consts)):
         if group and anchor >= 0 and (anchor == top or (group is consts and _is_import(body[anchor]))):
-            group[0] = _spaced(group[0], 1)  # a blank line after the docstring / the imports
+            group[0] = spaced(group[0], 1)  # a blank line after the docstring / the imports
         after.setdefault(anchor, []).extend(group)
     out = list(after.get(-1, []))
     for i, stmt in enumerate(body):
         out.extend([*defs, merged] if stmt is design else [replaced.get(id(stmt), stmt)])
         out.extend(after.get(i, []))
     if _complete(reply):  # a whole new design: its own description, and the old methods' helpers dropped
-        doc = reply.body[:1] if reply.body and _is_docstring(reply.body[0]) else []
+        doc = reply.body[:1] if reply.body and is_docstring(reply.body[0]) else []
         source = prune(parent.with_changes(body=[*doc, *out[top + 1:]]).code)
     else:
         source = parent.with_changes(body=out).code

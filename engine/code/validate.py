@@ -2,7 +2,7 @@
 
 :func:`validate` never executes the design. It parses the source (Python's parser for the verdict on syntax,
 libcst for the checks), checks the contract read from :data:`harness.design.CONTRACT` (so contract, loader and
-validator cannot disagree), applies the safety policy of ``engine/policy.toml`` (import allowlist, forbidden
+validator cannot disagree), applies the safety policy of ``engine/code/policy.toml`` (import allowlist, forbidden
 calls/names/attributes, dunder reach-through, rebinding builtins, path literals, size limits) and runs ruff's
 error rules. Each problem becomes a :class:`Finding` with a stable rule id; :meth:`ValidationReport.text` is
 written for a person and for the meta agent (one line per finding). Columns are 1-based.
@@ -37,7 +37,7 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from engine.genome import contract_problems, dotted, import_aliases, resolve
+from engine.code.syntax import contract_problems, dotted, import_aliases, resolve
 
 _DUNDER_RE = re.compile(r"^__\w+__$")
 _STRING_DUNDER_RE = re.compile(r"(?:[.\[]|^)(__\w+__)")  # "{0.__class__}", "x[__dict__]", "__globals__"
@@ -90,7 +90,7 @@ class ValidationReport:
 
 @dataclass(frozen=True)
 class Policy:
-    """``engine/<name>.toml`` as typed fields: ``<table>_<key>`` (see the comments in policy.toml)."""
+    """``engine/code/<name>.toml`` as typed fields: ``<table>_<key>`` (see the comments in policy.toml)."""
 
     imports_allowed: tuple[str, ...]
     imports_forbidden: tuple[str, ...]
@@ -112,8 +112,8 @@ class Policy:
 
 @functools.lru_cache(maxsize=8)
 def load_policy(name: str = "policy") -> Policy:
-    """Load ``engine/<name>.toml`` (packaged with the engine); unknown or missing keys raise TypeError."""
-    data = tomllib.loads(importlib.resources.files("engine").joinpath(f"{name}.toml").read_text("utf-8"))
+    """Load ``engine/code/<name>.toml`` (packaged with the engine); unknown or missing keys raise TypeError."""
+    data = tomllib.loads(importlib.resources.files("engine.code").joinpath(f"{name}.toml").read_text("utf-8"))
     return Policy(**{f"{table}_{key}": tuple(value) if isinstance(value, list) else value
                      for table, entries in data.items() for key, value in entries.items()})
 

@@ -1,5 +1,5 @@
 """The final table of an evolve run, printed: the best evolved designs against every baseline on the held-out
-split. The evaluations behind it are :meth:`engine.loop.Evolution.heldout_phase`'s; this module only renders."""
+split. The evaluations behind it are :meth:`engine.search.loop.Evolution.heldout_phase`'s; this module only renders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.config import EvolveConfig
-from engine.evaluator import HELDOUT
+from engine.search.evaluator import HELDOUT
 
 
 def print_heldout(config: EvolveConfig, designs: list, console: Console) -> None:

@@ -7,11 +7,11 @@ archived score and every episode's actions exactly; a mismatch is reported with 
 and step. ``--live`` uses the run's configured task model instead (cassette off) and reports the difference;
 ``--strict`` halves the memory, pids, scratch and output limits and shortens the timeout.
 
-Before anything runs, :mod:`engine.replay_checks` verifies the design (its source hashes to its id),
+Before anything runs, :mod:`engine.replay.checks` verifies the design (its source hashes to its id),
 ``job.json`` / ``result.json`` against the archive and ``config.toml``, and every cassette entry; anything
 tampered with is reported and nothing is replayed. Every replay is audited, statically
-(:func:`engine.capabilities.static_audit`) and at run time (:func:`engine.audit.runtime_summary`), with a
-verdict (:func:`engine.audit.full_verdict`). The report goes to ``--out`` (default
+(:func:`engine.audit.static.static_audit`) and at run time (:func:`engine.audit.verdict.runtime_summary`), with a
+verdict (:func:`engine.audit.verdict.full_verdict`). The report goes to ``--out`` (default
 ``RUN_DIR/evals/<id>/replay-<timestamp>/``): ``replay.json``, ``replay.txt``, ``job.json``,
 ``sandbox-report.json`` and ``replay-result.json`` (not ``result.json``: the evolve loop reads those).
 
@@ -43,14 +43,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from archive import Archive, ArchiveError, ArchiveLocked, Design, Evaluation, UnknownDesign, task_successes
-from engine.audit import full_verdict, runtime_summary
-from engine.capabilities import static_audit
+from engine.audit.static import static_audit
+from engine.audit.verdict import full_verdict, runtime_summary
 from engine.config import ConfigError, EvolveConfig, load_config
-from engine.replay_checks import job_problems, verify_cassette
-from engine.replay_report import compare, render_text
-from harness.cli_common import write_text_atomic
+from engine.replay.checks import job_problems, verify_cassette
+from engine.replay.text import compare, render_text
+from engine.search.evaluator import artefact_dir
+from harness.files import write_text_atomic
 from harness.jobspec import EvalResult, JobSpec
 from sandbox.limits import Limits
+from sandbox.outcome import Outcome
 
 EXIT_OK, EXIT_MISMATCH, EXIT_INPUT, EXIT_INFRA, EXIT_INTEGRITY = 0, 1, 2, 3, 5
 
@@ -128,11 +130,11 @@ def locate(run_dir: Path, design_ref: str, benchmark: str | None, split: str | N
     for ev in evals:  # the run directory's own layout first; artefact paths only where they lie inside it
         inside = [p for p in (Path(a) if Path(a).is_absolute() else run_dir / a for a in ev.artefacts)
                   if p.resolve().is_relative_to(run_dir.resolve())]
-        for where in [run_dir / "evals" / design.id / s, *inside]:
+        for where in [artefact_dir(run_dir, design.id, s), *inside]:
             if (where / "job.json").is_file():
                 return _read_files(run_dir, config or EvolveConfig(), design, ev, where, config is None)
     raise ReplayError(f"the archived evaluation of {design.id} on {b}/{s} has no job.json (looked in "
-                      f"{run_dir / 'evals' / design.id / s}); it cannot be replayed exactly")
+                      f"{artefact_dir(run_dir, design.id, s)}); it cannot be replayed exactly")
 
 
 def _read_files(run_dir: Path, config: EvolveConfig, design: Design, ev: Evaluation, where: Path,
@@ -179,9 +181,9 @@ def live_url(args: argparse.Namespace, config: EvolveConfig) -> str | None:
 def run_job(plan: Plan, args: argparse.Namespace, cassette: Path | None, limits: Limits, out_dir: Path):
     """Play the job once in the sandbox and return its :class:`sandbox.job.JobReport`: through the run's own
     evaluation path (an Evaluator and the local job executor), its broker replaying ``cassette`` (or live)."""
-    from engine.evaluator import Evaluator
-    from engine.executors import EvaluationJob, job_executor
     from engine.models import task_broker_config
+    from engine.search.evaluator import Evaluator
+    from engine.search.executors import EvaluationJob, job_executor
 
     c = plan.config
     spec = plan.job.model_copy(deep=True)
@@ -220,10 +222,10 @@ def record(plan: Plan, doc: dict[str, Any], report, out_dir: Path) -> dict[str, 
         done = [e for e in archive.evaluations(d.id, benchmark=ev.benchmark, split=ev.split)
                 if e.purpose == "score" and e.status == "done"]
         ev_id, note = None, "audit verdict stored; "
-        if done and archive.get(d.id).status != "invalid" and report.outcome.value != "infra_error":
+        if done and archive.get(d.id).status != "invalid" and report.outcome is not Outcome.INFRA_ERROR:
             rec = archive.begin_evaluation(d.id, ev.benchmark, ev.split, mode=ev.mode, purpose="replay")
             usage = result.usage if (result is not None and doc["mode"] == "live") else None
-            if report.outcome.value == "ok" and result is not None:
+            if report.outcome is Outcome.OK and result is not None:
                 archive.finish_evaluation(rec.id, outcome="ok", score=result.score, stderr=result.stderr,
                                           successes=task_successes(result.episodes), usage=usage,
                                           wall_s=report.wall_s, artefacts=[str(out_dir)])
@@ -240,7 +242,7 @@ def record(plan: Plan, doc: dict[str, Any], report, out_dir: Path) -> dict[str, 
 
 
 def _default_out(plan: Plan) -> Path:
-    base = plan.run_dir / "evals" / plan.design.id / f"replay-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = artefact_dir(plan.run_dir, plan.design.id, f"replay-{time.strftime('%Y%m%d-%H%M%S')}")
     out, n = base, 1
     while out.exists():
         n += 1
@@ -309,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = runtime_summary(report.model_dump(mode="json"))
     level, reasons = full_verdict(report.events, report.outcome.value, static)
     doc["audit"] = {"verdict": level, "reasons": reasons, "static": static, "runtime": runtime}
-    if report.outcome.value == "infra_error":
+    if report.outcome is Outcome.INFRA_ERROR:
         doc["archive"] = {"recorded": False, "note": "not recorded: the replay failed for infrastructure reasons"}
         return _finish(doc, out_dir, console, EXIT_INFRA)
     doc["archive"] = record(plan, doc, report, out_dir)

@@ -16,7 +16,7 @@ Operators (registered in :data:`OPERATORS` under the name recorded as :attr:`Gen
   helpers from *a*, every other contract method and its helpers from *b*, then code no longer reachable is
   dropped.
 
-Every operator returns a genome that passes :func:`engine.validate.validate` and whose id differs from its
+Every operator returns a genome that passes :func:`engine.code.validate.validate` and whose id differs from its
 parents', or ``None``; it never raises on valid input. Provenance is recorded in ``Genome.operator`` and
 ``Genome.parents``, not in the code (equal code keeps one id); a spliced design keeps its first parent's
 module docstring.
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from engine.genome import Genome
-from engine.splice import CONTRACT_METHODS, CTOR, prune, splice
-from engine.validate import validate
+from engine.code.genome import Genome
+from engine.code.splice import CONTRACT_METHODS, CTOR, prune, splice
+from engine.code.validate import validate
 
 _UPPER_RE = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
 _STRUCTURAL_KEYWORDS = {"maxsplit", "axis", "ndim", "indent", "flags", "count", "base", "protocol", "level",

@@ -1,4 +1,4 @@
-"""Source templates that :mod:`engine.import_alma` writes into a converted design (text, never imported as
+"""Source templates that :mod:`engine.alma.importer` writes into a converted design (text, never imported as
 code): stand-ins for the official ALMA classes (``MemoStructure``, ``Sub_memo_layer``, ``Basic_Recorder``,
 ``Agent``, ``Embedding``) backed by the design's toolkit, and the wrapper class that puts the converted memo
 structure behind the alma-engine contract.

@@ -1,7 +1,7 @@
 """The Meta Agent (LLM): analyse a parent design -> plan (JSON) -> implement -> verify, with a bounded fix loop.
 
 Two edit modes: ``"patch"`` (the default) asks the model for only the changed or new definitions and merges
-them into the design with :func:`engine.patch.apply_patch` (a fix is merged into the failed attempt, or into
+them into the design with :func:`engine.code.patch.apply_patch` (a fix is merged into the failed attempt, or into
 the parent when the attempt has no code), which fits a small local model's output budget; ``"rewrite"`` asks
 for the whole module. Every attempt (broken or not) is returned, so the caller can archive both the broken
 design and its fix.
@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.genome import Genome, GenomeError, design_class_name
-from engine.patch import PatchError, apply_patch
-from engine.prompts import load_prompt
-from engine.validate import ValidationReport, policy_text, validate
+from engine.code.genome import Genome, GenomeError, design_class_name
+from engine.code.patch import PatchError, apply_patch
+from engine.code.validate import ValidationReport, policy_text, validate
+from engine.search.prompts import load_prompt
 from harness.design import CONTRACT, contract_text
 from harness.errors import ModelError
 

@@ -17,8 +17,8 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from engine.genome import design_classes, dotted, import_aliases, resolve
-from engine.validate import load_policy, run_ruff, validate
+from engine.code.syntax import design_classes, dotted, import_aliases, resolve
+from engine.code.validate import load_policy, run_ruff, validate
 
 #: Validator rules that are about safety (not style or the contract): any of them makes a design suspicious.
 RISKY_RULES = frozenset({"forbidden-import", "disallowed-import", "forbidden-call", "forbidden-attribute",

@@ -1,11 +1,11 @@
-"""The replay's comparison with the archived evaluation, and its report for a person (see :mod:`engine.replay`)."""
+"""The replay's comparison with the archived evaluation, and its report for a person (see :mod:`engine.replay.cli`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine.audit import runtime_lines
-from engine.capabilities import capability_lines
+from engine.audit.static import capability_lines
+from engine.audit.verdict import runtime_lines
 from harness.jobspec import EvalResult
 
 

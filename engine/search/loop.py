@@ -16,19 +16,20 @@ from pathlib import Path
 
 from archive import Archive
 from archive.selection import ParentSelector
-from engine.audit import full_verdict
-from engine.capabilities import static_audit
+from engine.audit.static import static_audit
+from engine.audit.verdict import full_verdict
+from engine.code.descriptors import code_vector
+from engine.code.genome import Genome
+from engine.code.mutate import OPERATORS
+from engine.code.validate import validate
 from engine.config import EvolveConfig
-from engine.descriptors import code_vector
-from engine.evaluator import HELDOUT, Evaluator
-from engine.genome import Genome
-from engine.logs import load_result, summarise_result
-from engine.meta_agent import MetaAgent
-from engine.mutate import OPERATORS
-from engine.validate import validate
+from engine.search.evaluator import HELDOUT, Evaluator
+from engine.search.logs import load_result, summarise_result
+from engine.search.meta_agent import MetaAgent
 from harness.agents.prompts import memory_notes
 from harness.errors import ModelError
 from harness.protocol import stable_seed
+from sandbox.outcome import Outcome
 
 
 def child_name(parent: str, operator: str, step: int, attempt: int | None = None) -> str:
@@ -103,10 +104,10 @@ class Evolution:
                  log: Callable[[str], None] = print, jobs=None):
         self.config, self.run_dir, self.archive, self.evaluator = config, Path(run_dir), archive, evaluator
         if jobs is None:  # the default executor: evaluations run here, through this run's Evaluator
-            from engine.executors import job_executor
+            from engine.search.executors import job_executor
 
             jobs = job_executor("local", config, run_dir, evaluator=evaluator)
-        self.jobs = jobs  # an engine.executors.JobExecutor
+        self.jobs = jobs  # an engine.search.executors.JobExecutor
         self.meta_models = meta_models
         self.log = log
         #: time.monotonic() after which the meta agent starts no further fix round (the run's time budget)
@@ -134,12 +135,12 @@ class Evolution:
             self.archive.set_status(design_id, "evaluating")
         genome = Genome.from_text(design.source, name=design.name)
         report, out = self._run_job(ev.id, genome, split)
-        if report.outcome.value == "infra_error":
+        if report.outcome is Outcome.INFRA_ERROR:
             raise EngineError(f"infrastructure failure while evaluating {design.name} ({design_id}): "
                               f"{report.detail}. Fix it, then resume with --resume {self.run_dir}")
         events = list(report.events)
         audit, reasons = full_verdict(events, report.outcome.value, static_audit(design.source))
-        if report.outcome.value == "ok" and report.result is not None:
+        if report.outcome is Outcome.OK and report.result is not None:
             self.archive.record_result(ev.id, report.result.model_dump(), artefacts=[str(out)])
             self.archive.set_status(design_id, "evaluated")
         else:
@@ -260,7 +261,7 @@ class Evolution:
 
     def refresh_report(self) -> Path | None:
         """Rewrite runs/<id>/report.html; a report problem is logged, never fatal to the run."""
-        from engine.report import ReportError, write_report
+        from engine.report.page import ReportError, write_report
 
         try:
             return write_report(self.run_dir)

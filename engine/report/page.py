@@ -17,17 +17,15 @@ import os
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
 from archive import Archive, ArchiveError, Design, Evaluation
 from archive.store import DB_NAME
-from engine.report_html import CSS, JS, costs_tables, design_section, fmt_score, fmt_time, scores_table
-from engine.report_svg import Baseline, Node, a, history_svg, legend_svg, lineage_svg
-from harness.cli_common import write_text_atomic
+from engine.report.html import CSS, JS, costs_tables, design_section, fmt_score, fmt_time, scores_table
+from engine.report.svg import Baseline, Node, a, history_svg, legend_svg, lineage_svg
+from harness.files import write_text_atomic
 
 
 class ReportError(Exception):
@@ -66,19 +64,6 @@ def _config(run_dir: Path) -> dict:
         return {}
 
 
-@contextmanager
-def _read_snapshot(archive: Archive) -> Iterator[None]:
-    """All reads inside see one consistent state of a live archive (a deferred read transaction in WAL mode
-    takes no write lock, so the run is never blocked)."""
-    conn = archive._connection()
-    with archive._mutex:
-        conn.execute("BEGIN DEFERRED")
-        try:
-            yield
-        finally:
-            conn.execute("ROLLBACK")
-
-
 def read_run(run_dir: str | os.PathLike) -> RunView:
     """Read a run directory (read-only) into a :class:`RunView`."""
     run_dir = Path(run_dir)
@@ -93,7 +78,7 @@ def read_run(run_dir: str | os.PathLike) -> RunView:
     except ArchiveError as exc:
         raise ReportError(str(exc)) from exc
     try:
-        with _read_snapshot(archive):
+        with archive.snapshot():
             designs = archive.designs()
             evaluations: dict[str, list[Evaluation]] = {}
             for e in archive.evaluations():

@@ -15,7 +15,7 @@ The hooks that report most of these run inside the design's own process and only
 them off (the canary then reports ``tamper``). What protects the score is the process and uid boundary; the
 ``process``, ``integrity`` and limit events come from outside the design's process.
 
-The replay (:mod:`engine.replay`) adds the static half (:func:`engine.capabilities.static_audit`) with
+The replay (:mod:`engine.replay.cli`) adds the static half (:func:`engine.audit.static.static_audit`) with
 :func:`full_verdict` -- static safety findings alone make a design at most ``suspicious``, never ``hostile``:
 intent shows at run time -- and summarises the run with :func:`runtime_summary`.
 """
@@ -78,7 +78,7 @@ def verdict(events: Iterable[dict[str, Any]], outcome: str = "ok") -> tuple[str,
 def full_verdict(events: Iterable[dict[str, Any]], outcome: str, static: dict[str, Any] | None = None
                  ) -> tuple[str, list[str]]:
     """The runtime :func:`verdict`, raised to ``suspicious`` by static risks (``static["risks"]``, see
-    :func:`engine.capabilities.static_audit`). Reasons say which half found them."""
+    :func:`engine.audit.static.static_audit`). Reasons say which half found them."""
     level, reasons = verdict(events, outcome)
     reasons = [f"runtime {r}" for r in reasons]
     risks = list((static or {}).get("risks", []))

@@ -290,7 +290,7 @@ def _close_evaluators() -> None:
 def worker_evaluator(config: Mapping[str, Any], run_name: str):
     """This process's Evaluator for a run's config (built once: sandbox backend + broker of this node)."""
     from engine.config import EvolveConfig
-    from engine.evaluator import Evaluator
+    from engine.search.evaluator import Evaluator
 
     key = hashlib.sha256(json.dumps([dict(config), run_name], sort_keys=True, default=str).encode()).hexdigest()
     with _EVALUATORS_LOCK:
@@ -322,7 +322,7 @@ def run_with_runner(runner, spec_json: str) -> str:
 @dataclass(frozen=True)
 class EvaluationJob:
     """One evaluation for the executor: ``key`` (the archive's evaluation id), the design, the job spec and
-    where its artefacts go (:func:`engine.evaluator.artefact_dir`; made by :meth:`JobExecutor.job`)."""
+    where its artefacts go (:func:`engine.search.evaluator.artefact_dir`; made by :meth:`JobExecutor.job`)."""
 
     key: str
     design_id: str
@@ -355,7 +355,7 @@ class JobExecutor:
 
     def job(self, key: str, design_id: str, spec: Any, label: str) -> EvaluationJob:
         """An :class:`EvaluationJob` whose artefacts go to the run's ``evals/<design>/<label>``."""
-        from engine.evaluator import artefact_dir
+        from engine.search.evaluator import artefact_dir
 
         if self.run_dir is None:
             raise ExecutorError("this JobExecutor has no run directory: give out_dir in the EvaluationJob")
@@ -381,7 +381,7 @@ class JobExecutor:
         self._jobs[job.key] = job
 
     def as_completed(self, timeout: float | None = None) -> Iterator[JobDone]:
-        from engine.evaluator import store_artefacts
+        from engine.search.evaluator import store_artefacts
         from sandbox.job import JobReport
 
         while self._early:

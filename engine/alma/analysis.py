@@ -1,4 +1,4 @@
-"""The reading half of :mod:`engine.import_alma`: what an official ALMA design imports, which classes and
+"""The reading half of :mod:`engine.alma.importer`: what an official ALMA design imports, which classes and
 methods it defines (and which are async), how it uses the recorder, and where its sync/async use breaks.
 
 :class:`Facts` collects everything in one libcst pass; :func:`async_problems` and :func:`method_async` judge
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 from libcst.metadata import PositionProvider
 
-from engine.genome import dotted
-from engine.validate import load_policy
+from engine.code.syntax import dotted
+from engine.code.validate import load_policy
 
 ALMA_MODULES = {"agents.memo_structure": {"MemoStructure", "Sub_memo_layer"},
                 "eval_envs.base_envs": {"Basic_Recorder"}, "utils.hire_agent": {"Agent", "Embedding"}}

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.code.genome import Genome
 from engine.config import EvolveConfig
-from engine.genome import Genome
 from engine.models import task_broker_config, task_model_spec
-from harness.cli_common import write_text_atomic
+from harness.files import write_text_atomic
 from harness.jobspec import AgentSpec, DesignSpec, JobSpec, ProtocolSpec
+from harness.suites import prepare_suite
 from sandbox.backend import select_backend
 from sandbox.broker import Broker, BrokerConfig, Budget
 from sandbox.job import JobReport, JobRunner
 from sandbox.limits import Limits
+from sandbox.outcome import Outcome
 
 #: the archive's split label of the final held-out evaluation (a fresh suite: see EvalConfig.heldout_seed)
 HELDOUT = "heldout"
@@ -51,7 +53,7 @@ class Evaluator:
         if type(self.backend).__name__ == "DockerBackend":
             self._ensure_image()
         self.broker = Broker(broker_config or task_broker_config(c, cassette_dir=self.run_dir / "cassette"))
-        self.runner = JobRunner(self.backend, self.broker,
+        self.runner = JobRunner(self.backend, self.broker, prepare=prepare_suite,
                                 limits=limits or Limits(memory_mb=c.sandbox.memory_mb, pids=c.sandbox.pids,
                                                         cpus=c.sandbox.cpus, wall_s=c.sandbox.timeout_s),
                                 budget=Budget(max_requests=None, max_tokens=None))
@@ -97,7 +99,7 @@ class Evaluator:
     def smoke_error(self, genome: Genome) -> str | None:
         """None when a one-task smoke evaluation runs without a design error; else what went wrong."""
         report, _ = self.evaluate(genome, self.config.eval.split, smoke=True)
-        if report.outcome.value != "ok":
+        if report.outcome is not Outcome.OK:
             return f"outcome {report.outcome.value}: {report.detail}\n{report.stderr_tail[-2000:]}"
         errors = [e.error for e in report.result.episodes if e.error] if report.result else []
         return errors[0][-3000:] if errors else None

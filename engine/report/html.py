@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from archive import Design, Evaluation
-from engine.report_svg import a, proposer_kind
+from engine.report.svg import a, proposer_kind
 
 DASH = "\u2013"
 STAR = " \u2605"

@@ -1,4 +1,4 @@
-"""Splicing code between memory designs (libcst): the machinery behind :mod:`engine.mutate`'s swap/crossover.
+"""Splicing code between memory designs (libcst): the machinery behind :mod:`engine.code.mutate`'s swap/crossover.
 
 :func:`splice` moves methods of design *b* into design *a*'s class together with what they need: the helper
 methods they call through ``self``, the module-level functions, classes, constants and imports they use
@@ -8,7 +8,7 @@ something else in *a* is renamed (``_render`` -> ``_render_x3f2a``) in the moved
 libcst's ScopeProvider, so locals that shadow a module-level name are left alone. :func:`prune` then drops
 helper methods and module-level code no longer reachable from the contract methods.
 
-Both work on source text and return source text; :mod:`engine.mutate` validates the result.
+Both work on source text and return source text; :mod:`engine.code.mutate` validates the result.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import Assignment, MetadataWrapper, ScopeProvider
 
-from engine.genome import class_members, design_classes, dotted
+from engine.code.syntax import class_members, design_classes, dotted
 from harness.design import CONTRACT, MemoryDesign
 
 CONTRACT_METHODS = tuple(CONTRACT["methods"])
@@ -242,14 +242,14 @@ def _import_stmt(entry: tuple[str, str, str], name: str) -> cst.SimpleStatementL
     return cst.parse_statement(f"import {module}") if name == module.split(".")[0] else None
 
 
-def _spaced(stmt: cst.CSTNode, blank: int) -> cst.CSTNode:
+def spaced(stmt: cst.CSTNode, blank: int) -> cst.CSTNode:
     """``stmt`` with at least ``blank`` empty lines before it (and before its leading comments)."""
     lines = list(getattr(stmt, "leading_lines", []))
     have = next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
     return stmt if have >= blank else stmt.with_changes(leading_lines=[cst.EmptyLine()] * (blank - have) + lines)
 
 
-def _is_docstring(stmt: cst.CSTNode) -> bool:
+def is_docstring(stmt: cst.CSTNode) -> bool:
     return (isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Expr)
             and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))
 
@@ -294,7 +294,7 @@ def splice(a: str, b: str, take: Sequence[str], tag: str = "x") -> str | None:
     for n, where in pb.binders.items():  # names bound along with the needed ones must not clobber a's
         if n not in rename and n not in pb.imports and seen & set(where) and (n in pa.idents or n in pa.binders):
             rename[n] = _fresh(n, taken, tag)
-    others = [_spaced(pb.module.body[i].visit(renamer), 2 if n == 0 or isinstance(
+    others = [spaced(pb.module.body[i].visit(renamer), 2 if n == 0 or isinstance(
         pb.module.body[i], (cst.FunctionDef, cst.ClassDef)) else 0) for n, i in enumerate(sorted(seen))]
     future = "annotations" in pb.imports and "annotations" not in pa.imports
     # class level: replace or append the taken methods, append helpers, extend (or add) __init__
@@ -315,9 +315,9 @@ def splice(a: str, b: str, take: Sequence[str], tag: str = "x") -> str | None:
         index = next(i for i, s in enumerate(body) if s is pa.init)
         body[index] = pa.init.with_changes(body=pa.init.body.with_changes(body=[*pa.init.body.body, *extra]))
     elif extra:
-        body.insert(1 if body and _is_docstring(body[0]) else 0, pb.init.visit(renamer))
+        body.insert(1 if body and is_docstring(body[0]) else 0, pb.init.visit(renamer))
     cls = pa.cls.with_changes(body=pa.cls.body.with_changes(body=body))
-    head = 1 if pa.module.body and _is_docstring(pa.module.body[0]) else 0
+    head = 1 if pa.module.body and is_docstring(pa.module.body[0]) else 0
     out = [*pa.module.body[:head], cst.parse_statement("from __future__ import annotations")] if future else []
     last_import = max((i for i, s in enumerate(pa.module.body) if isinstance(s, cst.SimpleStatementLine)
                        and isinstance(s.body[0], (cst.Import, cst.ImportFrom))), default=-1)
