@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(config, run_dir: Path, archive: Archive, seeds: list[Genome], console: Console, quiet: bool) -> int:
     from engine.models import meta_settings
     from engine.search.evaluator import Evaluator
+    from engine.search.heldout import read_heldout
     from engine.search.heldout_table import print_heldout
     from engine.search.loop import EngineError, Evolution
     from harness.models.factory import open_models
@@ -151,7 +152,14 @@ def _run(config, run_dir: Path, archive: Archive, seeds: list[Genome], console: 
             evaluator.close()
     if outcome.stopped:
         console.print(f"[yellow]stopping: {outcome.stopped}")
-    print_heldout(config, outcome.heldout, console)
+    doc = read_heldout(run_dir)
+    if doc is not None:
+        fitness = {}
+        for d in outcome.heldout:
+            s = d.score_on(config.eval.benchmark, config.eval.split)
+            fitness[d.id] = "-" if s is None else f"{s.score:.3f} ± {s.stderr:.3f}"
+        print_heldout(config, doc, fitness, console)
+        console.print(f"held-out table: {run_dir / 'heldout.json'}")
     if outcome.report:
         console.print(f"report: {outcome.report}")
     return 0

@@ -171,6 +171,22 @@ def _cards(view: RunView) -> str:
         f'<div class="card"><div class="k">{k}</div><div class="v">{v}</div></div>' for k, v in cards) + "</div>"
 
 
+def _heldout_section(run_dir: Path) -> str:
+    """The run's held-out table (``heldout.json``) and its verdict; nothing before the run wrote it."""
+    from engine.search.heldout import read_heldout
+
+    doc = read_heldout(run_dir)
+    if not doc:
+        return ""
+    rows = "".join(f"<tr><td>{escape(str(d['name']))}</td><td>{escape(str(d['kind']))}</td><td>"
+                   + ("-" if d.get("score") is None else f"{d['score']:.3f} &plusmn; {d['stderr']:.3f}")
+                   + "</td></tr>" for d in doc.get("designs", []))
+    return (f'<section class="part" id="heldout-section"><h2>Held-out suite ({escape(str(doc.get("split")))}, '
+            f'suite seed {escape(str(doc.get("suite_seed")))}, {escape(str(doc.get("n_tasks")))} tasks)</h2>'
+            f'<p>{escape(str(doc.get("verdict", "")))}</p><div class="scroll"><table><thead><tr><th>design</th>'
+            f'<th>kind</th><th>held-out score</th></tr></thead><tbody>{rows}</tbody></table></div></section>')
+
+
 def render(view: RunView) -> str:
     """The whole page as one string."""
     nodes, lo, hi = _nodes(view)
@@ -212,6 +228,7 @@ code and diff.</p>
 <p>Red: best evaluated, non-hostile design proposed so far; grey dots: every evolved design; horizontal lines: the
 seeds (baselines; dashed black: no memory).</p>
 {_charts(view)}</section>
+{_heldout_section(view.run_dir)}
 <section class="part" id="scores-section"><h2>Scores per benchmark and split</h2>
 <p>Score: mean deployment success &plusmn; stderr, pooled over evaluations; reward: score minus the no-memory
 baseline's on the same benchmark/split. Click a column to sort.</p>

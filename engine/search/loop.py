@@ -24,6 +24,7 @@ from engine.code.mutate import OPERATORS
 from engine.code.validate import validate
 from engine.config import EvolveConfig
 from engine.search.evaluator import HELDOUT, Evaluator
+from engine.search.heldout import heldout_document, write_heldout
 from engine.search.logs import load_result, summarise_result
 from engine.search.meta_agent import MetaAgent
 from harness.agents.prompts import memory_notes
@@ -249,7 +250,8 @@ class Evolution:
 
     def heldout_phase(self, top: int = 3) -> list:
         """Evaluate every seed and the ``top`` best evolved designs (never a hostile one) on the held-out suite,
-        once each; returns their archive records, seeds first."""
+        once each, and write ``heldout.json`` (:mod:`engine.search.heldout`); returns their archive records,
+        seeds first."""
         c = self.config.eval
         seeds = [d for d in self.archive.designs() if d.proposer == "seed"]
         evolved = [d for d in self.archive.best(len(self.archive.designs()), benchmark=c.benchmark, split=c.split)
@@ -257,7 +259,15 @@ class Evolution:
         for d in seeds + evolved:
             if self.archive.get(d.id).status in ("evaluated", "failed"):
                 self.evaluate(d.id, HELDOUT)
-        return [self.archive.get(d.id) for d in seeds + evolved]
+        designs = [self.archive.get(d.id) for d in seeds + evolved]
+        successes = {}
+        for d in designs:
+            done = [e for e in self.archive.evaluations(d.id, benchmark=c.benchmark, split=HELDOUT)
+                    if e.status == "done" and e.successes]
+            if done:
+                successes[d.id] = done[-1].successes
+        write_heldout(self.run_dir, heldout_document(self.config, designs, successes, HELDOUT))
+        return designs
 
     def refresh_report(self) -> Path | None:
         """Rewrite runs/<id>/report.html; a report problem is logged, never fatal to the run."""
