@@ -6,10 +6,12 @@ worker's audit hooks (:mod:`harness.isolation.audit`) and the sandbox's limit hi
 ``hostile``: it tried something refused to a design (network, subprocess, fork, ctypes, signals, tampering with
 the interpreter, its audit hook or its channel, writing outside its scratch directory), read a file outside the
 allowed roots and outside the job's private ``/tmp`` (host files, the game cache with the held-out tasks, the job
-spec), left processes running after a call (``process``), produced a result that does not add up
-(``integrity``), or exhausted the pids limit. ``suspicious``: it imported risky modules, read files elsewhere in
-the job's private ``/tmp``, left files outside its scratch, asked the broker for something it refuses, crashed
-the harness, or hit the memory, time, output or scratch limit. ``clean``: none of these.
+spec), rebound shared objects of its interpreter (``tamper``: builtins, ``json``, the harness's classes), left
+processes running after a call (``process``), produced a result that does not add up (``integrity``), or
+exhausted the pids limit. ``suspicious``: it imported risky modules, read files elsewhere in the job's private
+``/tmp``, left files outside its scratch or code files in it, asked the broker for something it refuses,
+crashed the harness or its own process, printed terminal control sequences, kept working between calls, or hit
+the memory, time, output or scratch limit. ``clean``: none of these.
 
 The hooks that report most of these run inside the design's own process and only warn: a design can switch
 them off (the canary then reports ``tamper``). What protects the score is the process and uid boundary; the
@@ -27,14 +29,15 @@ from typing import Any
 
 HOSTILE_KINDS = frozenset({"network", "subprocess", "fork", "ctypes", "signal", "tamper", "file_write",
                            "file_read", "process", "integrity"})
-SUSPICIOUS_KINDS = frozenset({"import"})
+#: ``output``: terminal control sequences in the design's output; ``worker``: its process died mid-call
+SUSPICIOUS_KINDS = frozenset({"import", "output", "worker"})
 #: broker events that say the job asked for something the broker does not give
 SUSPICIOUS_BROKER = frozenset({"refused"})
 HOSTILE_OUTCOMES = frozenset({"pids_exhausted"})
 SUSPICIOUS_OUTCOMES = frozenset({"oom", "timeout", "crashed", "output_exceeded"})
 #: sandbox limit events (``{"kind": "limit", "event": NAME}``) and what they say about a design
 HOSTILE_LIMITS = frozenset({"pids"})
-SUSPICIOUS_LIMITS = frozenset({"oom", "timeout", "cpu_time", "output", "scratch_full"})
+SUSPICIOUS_LIMITS = frozenset({"oom", "timeout", "cpu_time", "output", "scratch_full", "background_cpu"})
 #: reads here are the job's own private tmpfs (other phases' scratch copies, the harness's temp files)
 PRIVATE_TMP = "/tmp/"
 

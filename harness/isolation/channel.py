@@ -1,11 +1,16 @@
-"""JSON-lines messages over a pair of pipe file descriptors (one message per line, UTF-8)."""
+"""JSON-lines messages over a pair of pipe file descriptors (one message per line, UTF-8).
+
+The encoder and decoder are bound when this module is imported (before a design is loaded), so a design that
+rebinds ``json.dumps`` in the worker does not rewrite the worker's messages.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import time
+from json import dumps as _dumps
+from json import loads as _loads
 from typing import Any
 
 MAX_LINE = 16 * 1024 * 1024
@@ -19,6 +24,10 @@ class ChannelTimeout(Exception):
     """No complete message arrived before the deadline."""
 
 
+class ChannelGarbled(Exception):
+    """A complete line arrived that is not a JSON document (or nests too deep to decode)."""
+
+
 class Channel:
     def __init__(self, read_fd: int, write_fd: int):
         self.read_fd = read_fd
@@ -27,7 +36,7 @@ class Channel:
         self.last_bytes = 0
 
     def send(self, message: dict[str, Any]) -> None:
-        data = (json.dumps(message, default=str) + "\n").encode("utf-8")
+        data = (_dumps(message, default=str) + "\n").encode("utf-8")
         view = memoryview(data)
         while view:
             n = os.write(self.write_fd, view)
@@ -50,7 +59,10 @@ class Channel:
                 raise ChannelClosed("message too large")
         line, _, self._buf = self._buf.partition(b"\n")
         self.last_bytes = len(line)
-        return json.loads(line)
+        try:
+            return _loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise ChannelGarbled(f"an undecodable message of {len(line)} bytes: {type(exc).__name__}") from None
 
     def pending(self) -> bool:
         """Whether anything arrived that nobody asked for yet (buffered or waiting on the pipe)."""

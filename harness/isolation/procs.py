@@ -98,14 +98,14 @@ def describe(pid: int) -> str:
     return f"{pid} {text}"
 
 
-def kill_all(uid: int, rounds: int = 200) -> int:
-    """SIGKILL every process of ``uid`` until none is left (forks racing the kill included); returns how many
-    were killed. Never call it with the caller's own uid."""
+def kill_all(uid: int, rounds: int = 200, exclude: set[int] | frozenset[int] = frozenset()) -> int:
+    """SIGKILL every process of ``uid`` (but ``exclude``) until none is left (forks racing the kill included);
+    returns how many were killed. Never call it with the caller's own uid."""
     if uid == os.getuid():
         raise ValueError("refusing to kill every process of the harness's own uid")
     killed = 0
     for _ in range(rounds):
-        pids = processes_of(uid)
+        pids = processes_of(uid, exclude)
         if not pids:
             return killed
         for pid in pids:
@@ -154,3 +154,35 @@ def files_outside(uid: int, roots: list[str], allowed: list[str], limit: int = 2
                 if len(found) >= limit:
                     return found
     return found
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all its threads), or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces or parentheses
+    try:
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (IndexError, ValueError):
+        return None
+
+
+def running_threads(pid: int) -> int:
+    """How many threads of process ``pid`` are running or runnable right now (state ``R``)."""
+    count = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        count += stat[stat.rfind(")") + 2:stat.rfind(")") + 3] == "R"
+    return count

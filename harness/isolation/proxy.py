@@ -30,12 +30,20 @@ from typing import Any
 
 from harness.design import Toolkit
 from harness.isolation import messages, procs
-from harness.isolation.channel import Channel, ChannelClosed, ChannelTimeout
+from harness.isolation.channel import Channel, ChannelClosed, ChannelGarbled, ChannelTimeout
 from harness.isolation.gateway import ModelGateway
+from harness.isolation.output import OutputSink
 from harness.loader import load_design_source
 from harness.types import Episode, Task
 
 STDERR_LIMIT = 64 * 1024
+#: CPU seconds the design's process may use between two calls (when none of its code should run) before it is
+#: reported as working in the background
+BACKGROUND_CPU_S = 0.5
+#: how long an idle worker with a running thread is watched (half a core over this window counts as working)
+IDLE_SAMPLE_S = 0.1
+#: free bytes under which the scratch file system counts as filled
+SCRATCH_FULL_BYTES = 1024 * 1024
 #: the worker's interpreter flags: no unsafe path (cwd, script dir) on sys.path, no user site-packages
 WORKER_ARGV = ["-P", "-s", "-m", "harness.isolation.worker"]
 
@@ -68,6 +76,8 @@ class IsolatedDesign:
         #: the worker's stdout and stderr; keep it where the design's uid cannot write (it is opened by the
         #: harness, without following links)
         self.stderr_path = Path(log_path or self.scratch_dir.parent / f"{self.scratch_dir.name}.stderr.log")
+        self.output = OutputSink(self.stderr_path)
+        self._idle_cpu: float | None = None  # the worker's CPU seconds when its last call returned
 
     def _event(self, kind: str, event: str, detail: str, refused: bool = True) -> None:
         self.events.append({"kind": kind, "event": event, "detail": detail[:300], "refused": refused})
@@ -97,7 +107,7 @@ class IsolatedDesign:
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
         if self.uid is not None:
             env["ALMA_WORKER_OWN_UID"] = "1"
-        fd = os.open(self.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        fd = self.output.attach()
         try:
             self.proc = subprocess.Popen(
                 procs.worker_command(self.uid, [sys.executable, *WORKER_ARGV]), stdin=subprocess.DEVNULL,
@@ -109,6 +119,7 @@ class IsolatedDesign:
             os.close(to_child_r)
             os.close(from_child_w)
         self.channel = Channel(from_child_r, to_child_w)
+        self._idle_cpu = None
         self._request({"op": "init", "source": self.source, "name": self.name, **scratch})
 
     def start(self) -> None:
@@ -116,9 +127,12 @@ class IsolatedDesign:
             self._spawn()
 
     def _request(self, message: dict[str, Any]) -> Any:
-        assert self.channel is not None
+        if self.channel is None:  # its processes were killed after the last request (e.g. it kept forking)
+            raise DesignCallError(f"the design's process was stopped before {message.get('op')}: it left "
+                                  "processes behind that could not be stopped otherwise")
         nonce = secrets.token_hex(8)
         deadline = time.monotonic() + self.timeout_s
+        self._check_idle()
         try:
             if self.channel.pending():
                 dropped = self.channel.discard()
@@ -144,16 +158,53 @@ class IsolatedDesign:
             self._kill()
             raise DesignTimeout(f"{message.get('op')} ran past its {self.timeout_s:g} s deadline; the design's "
                                 "processes were killed") from None
-        except messages.ProtocolViolation as exc:
+        except (messages.ProtocolViolation, ChannelGarbled) as exc:
             self._event("tamper", "channel", str(exc))
             self._kill()
             raise DesignCallError(f"the design broke the worker protocol during {message.get('op')}: {exc}") from None
         except (ChannelClosed, BrokenPipeError, ValueError) as exc:
             code = self._kill()
+            self.output.settle()
+            self._event("worker", "died", f"the design's process ended during {message.get('op')} "
+                        f"without answering (exit {code})", refused=False)
             raise DesignCallError(f"the design process died during {message.get('op')} "
                                   f"(exit {code}): {self._stderr_tail()} {exc}") from None
         finally:
             self._reap_strays()
+            self._after_call()
+
+    def _worker_cpu(self) -> float | None:
+        return procs.cpu_seconds(self.proc.pid) if self.proc is not None and self.proc.poll() is None else None
+
+    def _check_idle(self) -> None:
+        """Report a worker that works while no call is in flight (a thread left running after a call): it
+        burnt CPU since its last call returned, or a thread of it is running now and keeps running."""
+        now = self._worker_cpu()
+        if now is None or self._idle_cpu is None:
+            self._idle_cpu = None
+            return
+        used = now - self._idle_cpu
+        if used <= BACKGROUND_CPU_S and self.proc is not None and procs.running_threads(self.proc.pid):
+            time.sleep(IDLE_SAMPLE_S)  # only when a thread runs: confirm it is not a reply being finished
+            later = self._worker_cpu()
+            spinning = later is not None and later - now >= IDLE_SAMPLE_S / 2  # half a core or more
+        else:
+            spinning = False
+        if used > BACKGROUND_CPU_S or spinning:
+            self._event("limit", "background_cpu", "the design's process kept working between calls (a thread "
+                        f"left running after a call returned: {used:.1f} CPU s)", refused=False)
+        self._idle_cpu = None
+
+    def _after_call(self) -> None:
+        self._idle_cpu = self._worker_cpu()
+        self.events.extend(self.output.events())
+        try:
+            st = os.statvfs(self.scratch_dir)
+        except OSError:
+            return
+        if st.f_bavail * st.f_frsize < SCRATCH_FULL_BYTES:
+            self._event("limit", "scratch_full", f"the design's scratch file system is full "
+                        f"({st.f_bavail * st.f_frsize} bytes left)", refused=False)
 
     def _value(self, op: str, value: Any) -> Any:
         if op != "retrieve":
@@ -174,11 +225,7 @@ class IsolatedDesign:
             return
         self._event("process", "stray_process", f"{len(strays)} process(es) outlived the design's call: "
                     + "; ".join(procs.describe(p) for p in strays[:3]))
-        for pid in strays:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        procs.kill_all(self.uid, rounds=50, exclude=keep)
         if procs.processes_of(self.uid, exclude=keep):
             self._kill()
 
@@ -225,6 +272,8 @@ class IsolatedDesign:
         return None if proc is None else proc.wait()
 
     def close(self) -> None:
+        if self.proc is not None:
+            self._check_idle()
         if self.proc is not None and self.channel is not None:
             try:
                 self.channel.send({"op": "exit"})
@@ -238,6 +287,8 @@ class IsolatedDesign:
                 self._event("process", "stray_process", f"{len(strays)} process(es) of the design outlived its "
                             "phase: " + "; ".join(procs.describe(p) for p in strays[:3]))
         self._kill()
+        self.output.settle()
+        self.events.extend(self.output.events())
 
 
 class InProcessDesign:

@@ -9,7 +9,9 @@ corrupt the channel. Messages from the harness (each with a ``nonce`` that the r
 runs, the worker may send ``{"type": "llm", ...}`` or ``{"type": "embed", "texts"}`` and waits for
 ``{"type": "model_result", "ok", "value"|"error"}``. Before the design is loaded, every ``sys.path`` entry this
 uid could write is removed, and after every call a canary checks that the audit hook still runs (a design that
-switched it off is reported as ``tamper``). The hook only warns: the process boundary is the protection.
+switched it off is reported as ``tamper``), as does a fingerprint of the interpreter's shared objects (builtins,
+``json``, ``os``, ``sys``'s import machinery, the harness's modules and classes: see
+:mod:`harness.isolation.fingerprint`). Both only warn: the process boundary is the protection.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 from harness.design import Toolkit
 from harness.isolation import audit
 from harness.isolation.channel import Channel
+from harness.isolation.fingerprint import Fingerprint
+from harness.isolation.messages import MAX_EVENTS_PER_REPLY as MAX_EVENTS
 from harness.loader import load_design_source
 from harness.types import Episode, Task
 
@@ -125,13 +129,19 @@ def main() -> int:
     remote = _Remote(channel)
     toolkit = Toolkit(llm=PipeLLM(remote), embedder=PipeEmbedder(remote), scratch_dir=Path(scratch))
     loop = asyncio.new_event_loop()
+    shared = Fingerprint()
     log.armed = True
 
     def reply(nonce: str, **fields) -> None:
+        events = []  # the worker's own findings first: the reply carries at most MAX_EVENTS
         if not canary.alive():
             log.armed = True
-            log.record("tamper", "audit_hook", "the audit hook stopped seeing events during this call", True)
-        channel.send({"type": "result", "nonce": nonce, **fields, "events": log.drain()})
+            events.append(_tamper("audit_hook", "the audit hook stopped seeing events during this call"))
+        rebound = shared.changes()
+        if rebound:
+            events.append(_tamper("interpreter", "the design rebound shared objects: " + ", ".join(rebound)))
+        events += log.drain()
+        channel.send({"type": "result", "nonce": nonce, **fields, "events": events[:MAX_EVENTS]})
 
     try:
         cls = load_design_source(init["source"], init["name"])
@@ -159,6 +169,10 @@ def main() -> int:
             reply(nonce, ok=True, value=value)
         except Exception as exc:
             reply(nonce, ok=False, error=_format(exc), stage=op)
+
+
+def _tamper(event: str, detail: str) -> dict:
+    return {"kind": "tamper", "event": event, "detail": detail[:300], "refused": True}
 
 
 def _format(exc: BaseException) -> str:
