@@ -93,7 +93,9 @@ class EvolveConfig(BaseModel):
                              "budget); 'rewrite' asks for the whole module")
     smoke_test: bool = Field(True, description="verify meta-agent designs with a one-task smoke evaluation")
     seeds_dir: str | None = Field(None, description="hand-crafted baselines (default: the packaged seeds/)")
-    concurrency: int = Field(1, ge=1, le=64, description="workers of the executor")
+    concurrency: int = Field(1, ge=1, le=64, description="evaluations in flight at once (workers of the executor)")
+    eval_cache: bool = Field(True, description="reuse the report of an evaluation already computed with the same "
+                                               "job spec and harness, in any run (engine.search.evalcache)")
     executor: Literal["local", "ray"] = Field("local", description="where evaluations run: this machine or Ray")
     ray_address: str | None = Field(None, description="Ray cluster (head:port); none starts Ray here")
     meta: ModelConfig = Field(default_factory=ModelConfig)

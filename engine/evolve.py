@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=["local", "ray"], help="run evaluations here or on a Ray cluster")
     p.add_argument("--ray-address", help="Ray cluster address (head:port); with --executor ray")
     p.add_argument("--name", help="run id (default: a timestamp)")
+    p.add_argument("--concurrency", type=int, help="evaluations in flight at once (default from config: 1)")
+    p.add_argument("--no-eval-cache", dest="eval_cache", action="store_false", default=None,
+                   help="evaluate every design afresh instead of reusing an identical evaluation's report")
     p.add_argument("--quiet", action="store_true", help="only the final table")
     return p
 
@@ -62,7 +65,7 @@ def overrides(args: argparse.Namespace) -> dict:
             "seed": args.seed, "sandbox.backend": args.backend, "eval.agent": args.agent,
             "meta.base_url": args.meta_base_url, "meta.model": args.meta_model, "task.base_url": args.task_base_url,
             "task.model": args.task_model, "runs_dir": args.runs_dir, "executor": args.executor,
-            "ray_address": args.ray_address}
+            "ray_address": args.ray_address, "concurrency": args.concurrency, "eval_cache": args.eval_cache}
 
 
 def preflight(config: EvolveConfig) -> list[Genome]:

@@ -17,6 +17,8 @@ def _cache_dir(tmp_path_factory):
     """Games and joined models are cached across the session; ALMA_CACHE_DIR from the caller wins (CI reuse)."""
     if not os.environ.get("ALMA_CACHE_DIR"):
         os.environ["ALMA_CACHE_DIR"] = str(tmp_path_factory.mktemp("alma-cache"))
+    # tests count evaluations: none is answered from an earlier one unless a test asks for the cache
+    os.environ["ALMA_EVAL_CACHE"] = "off"
     yield
 
 

@@ -1,8 +1,14 @@
 """The evolve loop: seed the archive, then select -> propose -> validate -> evaluate -> archive, step by step.
 
+Steady state: up to ``config.concurrency`` evaluations are in flight at once (:mod:`engine.search.inflight`);
+a new step is selected, proposed and submitted whenever one finishes, and every result is archived as it
+comes in. With one in flight the run is the serial one: each step is archived before the next is selected.
+A proposal that needs a result still in flight (no design can be a parent yet) waits for it.
+
 Every state change goes to the archive first, so a run killed at any moment resumes with nothing lost and
-nothing counted twice: a step is done once its ``step_done`` event is recorded; an interrupted step reuses its
-recorded parent selection and any design it already archived; evaluations left ``running`` are re-run.
+nothing counted twice: a step is done once its ``step_done`` event is recorded, in the same transaction as its
+design's result; an interrupted step reuses its recorded parent selection and the design it archived;
+evaluations left ``running`` (those that were in flight) are re-run once each, on their own rows.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from engine.code.genome import Genome
 from engine.code.mutate import OPERATORS
 from engine.code.validate import validate
 from engine.config import EvolveConfig
+from engine.search.evalcache import EvalCache
 from engine.search.evaluator import HELDOUT, Evaluator
 from engine.search.heldout import heldout_document, write_heldout
+from engine.search.inflight import Flight, InFlight
 from engine.search.logs import load_result, summarise_result
 from engine.search.meta_agent import MetaAgent
 from harness.agents.prompts import memory_notes
@@ -43,6 +51,10 @@ def child_name(parent: str, operator: str, step: int, attempt: int | None = None
 
 class EngineError(Exception):
     """The run cannot go on (bad seeds, broken infrastructure); the message says what to do."""
+
+
+class NeedsResults(Exception):
+    """A proposal needs the result of an evaluation still in flight (no design can be a parent yet)."""
 
 
 def load_seeds(seeds_dir: Path) -> list[Genome]:
@@ -107,12 +119,18 @@ class Evolution:
         if jobs is None:  # the default executor: evaluations run here, through this run's Evaluator
             from engine.search.executors import job_executor
 
-            jobs = job_executor("local", config, run_dir, evaluator=evaluator)
+            jobs = job_executor("local", config, run_dir, evaluator=evaluator, workers=config.concurrency)
         self.jobs = jobs  # an engine.search.executors.JobExecutor
+        #: the evaluations submitted and not yet archived (at most config.concurrency)
+        self.flights = InFlight(jobs, config.concurrency)
+        #: reports of evaluations computed before, in any run (None: every evaluation runs)
+        self.cache = EvalCache.open() if config.eval_cache else None
         self.meta_models = meta_models
         self.log = log
         #: time.monotonic() after which the meta agent starts no further fix round (the run's time budget)
         self.deadline: float | None = None
+        #: the run's clock (set by :meth:`run` / :meth:`steps`); saved whenever a step is archived
+        self.clock: SearchClock | None = None
         c = config
         self.meta = MetaAgent(_LazyChat(meta_models), fix_rounds=c.fix_rounds, temperature=c.meta.temperature,
                               max_tokens=c.meta.max_tokens, edit_mode=c.meta_edit,
@@ -123,45 +141,95 @@ class Evolution:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, design_id: str, split: str) -> None:
-        """Evaluate a design on ``split`` unless that is already done; re-runs an interrupted evaluation."""
-        b = self.config.eval.benchmark
-        existing = self.archive.evaluations(design_id, benchmark=b, split=split)
-        if any(e.status == "done" for e in existing):
-            return
-        running = [e for e in existing if e.status == "running"]
-        ev = (self.archive.restart_evaluation(running[0].id) if running
-              else self.archive.begin_evaluation(design_id, b, split, mode=self.config.eval.mode))
-        design = self.archive.get(design_id)
-        if design.status != "evaluating":
-            self.archive.set_status(design_id, "evaluating")
-        genome = Genome.from_text(design.source, name=design.name)
-        report, out = self._run_job(ev.id, genome, split)
-        if report.outcome is Outcome.INFRA_ERROR:
-            raise EngineError(f"infrastructure failure while evaluating {design.name} ({design_id}): "
-                              f"{report.detail}. Fix it, then resume with --resume {self.run_dir}")
-        events = list(report.events)
-        audit, reasons = full_verdict(events, report.outcome.value, static_audit(design.source))
-        if report.outcome is Outcome.OK and report.result is not None:
-            self.archive.record_result(ev.id, report.result.model_dump(), artefacts=[str(out)])
-            self.archive.set_status(design_id, "evaluated")
-        else:
-            reason = f"{report.outcome.value}: {report.detail}"[:500]
-            self.archive.finish_evaluation(ev.id, outcome=report.outcome.value, error=reason, wall_s=report.wall_s,
-                                           usage={"broker": report.broker_usage} if report.broker_usage else None,
-                                           artefacts=[str(out)])
-            self.archive.set_status(design_id, "failed", reason)
-        self.archive.set_audit(design_id, audit, "; ".join(reasons) or None)
-        self._add_tokens(sum(report.broker_usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")))
+        """Evaluate a design on ``split`` unless that is already done (re-runs an interrupted evaluation) and
+        wait for it, and for every other evaluation in flight, to be archived."""
+        self.submit(design_id, split)
+        self.drain()
 
-    def _run_job(self, evaluation_id: int, genome: Genome, split: str):
-        """The one evaluation path: the run's job executor (local by default, or Ray) runs the job and writes
-        its artefacts under ``evals/<design>/<split>``."""
-        done = self.jobs.run(self.jobs.job(str(evaluation_id), genome.id, self.evaluator.job_spec(genome, split),
-                                           split))
-        if done.report is None:
-            raise EngineError(f"the evaluation of {genome.name} ({genome.id}) was {'lost' if done.lost else 'failed'} "
-                              f"on the executor: {done.error}. Resume with --resume {self.run_dir}")
-        return done.report, done.job.out_dir
+    def submit(self, design_id: str, split: str, *, role: str = "", step: int | None = None) -> bool:
+        """Start evaluating a design on ``split``: recorded ``running`` (an interrupted evaluation's own row is
+        reused), then handed to the executor. Waits for a free slot first, archiving what finishes meanwhile.
+        False when nothing started: the evaluation is done already or in flight. ``role``/``step``: what
+        archiving its result also does (:class:`~engine.search.inflight.Flight`)."""
+        if self.flights.find(design_id, split):
+            return False
+        existing = self.archive.evaluations(design_id, benchmark=self.config.eval.benchmark, split=split)
+        if any(e.status == "done" for e in existing):
+            return False
+        while self.flights.full:
+            self.archive_finished(block=True)
+        ev = self._begin(design_id, split, [e for e in existing if e.status == "running"])
+        design = self.archive.get(design_id)
+        genome = Genome.from_text(design.source, name=design.name)
+        job = self.jobs.job(str(ev.id), genome.id, self.evaluator.job_spec(genome, split), split)
+        flight = Flight(ev.id, design_id, split, job, role, step)
+        cached = self.cache.get(job.spec) if self.cache else None
+        if cached is not None:
+            self.flights.answer(flight, cached)
+        else:
+            self.flights.submit(flight)
+        return True
+
+    def _begin(self, design_id: str, split: str, running: list):
+        """Record the evaluation as running (restarting an interrupted one) and its design as evaluating, in
+        one transaction; returns the evaluation."""
+        with self.archive.transaction():
+            ev = (self.archive.restart_evaluation(running[0].id) if running
+                  else self.archive.begin_evaluation(design_id, self.config.eval.benchmark, split,
+                                                     mode=self.config.eval.mode))
+            if self.archive.get(design_id).status != "evaluating":
+                self.archive.set_status(design_id, "evaluating")
+        return ev
+
+    def archive_finished(self, block: bool = False) -> int:
+        """Archive every evaluation that finished (``block``: wait for at least one while any is in flight);
+        returns how many were archived."""
+        finished = self.flights.wait(block)
+        for flight, done in finished:
+            self._archive(flight, done)
+        return len(finished)
+
+    def drain(self) -> None:
+        """Wait until every evaluation in flight is archived."""
+        while len(self.flights):
+            self.archive_finished(block=True)
+
+    def _archive(self, flight: Flight, done) -> None:
+        """Record a finished evaluation: its result or failure, the design's status and audit, the tokens its
+        job used and, for a step's design, ``step_done``, all in one transaction. An executor or
+        infrastructure failure raises :class:`EngineError` and records nothing (the row stays ``running``:
+        a resumed run re-runs it)."""
+        design = self.archive.get(flight.design_id)
+        report, out = done.report, done.job.out_dir
+        if report is None:
+            raise EngineError(f"the evaluation of {design.name} ({design.id}) was "
+                              f"{'lost' if done.lost else 'failed'} on the executor: {done.error}. "
+                              f"Resume with --resume {self.run_dir}")
+        if report.outcome is Outcome.INFRA_ERROR:
+            raise EngineError(f"infrastructure failure while evaluating {design.name} ({design.id}): "
+                              f"{report.detail}. Fix it, then resume with --resume {self.run_dir}")
+        if self.cache and done.where != "cache":
+            self.cache.put(done.job.spec, report)
+        audit, reasons = full_verdict(list(report.events), report.outcome.value, static_audit(design.source))
+        with self.archive.transaction():
+            if report.outcome is Outcome.OK and report.result is not None:
+                self.archive.record_result(flight.evaluation_id, report.result.model_dump(), artefacts=[str(out)])
+                self.archive.set_status(design.id, "evaluated")
+            else:
+                reason = f"{report.outcome.value}: {report.detail}"[:500]
+                self.archive.finish_evaluation(flight.evaluation_id, outcome=report.outcome.value, error=reason,
+                                               wall_s=report.wall_s, artefacts=[str(out)],
+                                               usage={"broker": report.broker_usage} if report.broker_usage
+                                               else None)
+                self.archive.set_status(design.id, "failed", reason)
+            self.archive.set_audit(design.id, audit, "; ".join(reasons) or None)
+            self._add_tokens(sum(report.broker_usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")))
+            if flight.step is not None:
+                self.archive.record_event("step_done", {"design": design.id}, step=flight.step)
+        if flight.role == "seed":
+            self.log(f"seed {design.name:22} {self._score_text(design.id)}")
+        if flight.step is not None:
+            self._step_finished(flight.step, design.id)
 
     def _add_tokens(self, n: int) -> None:
         if n:
@@ -173,7 +241,8 @@ class Evolution:
     # ------------------------------------------------------------------ seeds
     def seed(self, seeds: list[Genome]) -> None:
         """Archive and evaluate the hand-crafted baselines (already validated: :func:`load_seeds`), once: a
-        resumed run keeps the seeds it started with, even if the files changed since."""
+        resumed run keeps the seeds it started with, even if the files changed since. Up to ``concurrency``
+        seeds are evaluated at once; all are archived when this returns."""
         seeded = bool(self.archive.get_meta("seeded", False))
         for genome in [] if seeded else seeds:
             if genome.id not in self.archive:
@@ -186,9 +255,12 @@ class Evolution:
         self.archive.set_meta("seeded", True)
         baseline = self.archive.baseline
         for design in sorted(self.archive.designs(), key=lambda d: (d.id != baseline, d.created_at)):
-            if design.proposer == "seed":
-                self.evaluate(design.id, self.config.eval.split)
-                self.log(f"seed {design.name:22} {self._score_text(design.id)}")
+            if design.proposer != "seed":
+                continue
+            if not self.submit(design.id, self.config.eval.split, role="seed") \
+                    and not self.flights.find(design.id, self.config.eval.split):
+                self.log(f"seed {design.name:22} {self._score_text(design.id)}")  # evaluated before a resume
+        self.drain()
 
     def _score_text(self, design_id: str) -> str:
         d = self.archive.get(design_id)
@@ -199,16 +271,27 @@ class Evolution:
                f"audit {d.audit}"
 
     def recover(self) -> None:
-        """Re-run every evaluation a crash left ``running`` (each finishes once, on its original row)."""
+        """Re-submit every evaluation a crash left ``running`` (each finishes once, on its original row); a
+        step's design finishes its step when archived. Returns once they are submitted (not archived)."""
         for ev in self.archive.running_evaluations():
+            if self.flights.find(ev.design_id, ev.split):
+                continue
             self.log(f"re-running the interrupted evaluation of {self.archive.get(ev.design_id).name} ({ev.split})")
-            self.evaluate(ev.design_id, ev.split)
+            step = self._step_of(ev.design_id, ev.split)
+            self.submit(ev.design_id, ev.split, role="step" if step else "", step=step)
+
+    def _step_of(self, design_id: str, split: str) -> int | None:
+        """The unfinished step whose design this is, when ``split`` is the one steps are evaluated on."""
+        design = self.archive.get(design_id)
+        if design.proposer == "seed" or split != self.config.eval.split or not design.step:
+            return None
+        return None if self.archive.events("step_done", step=design.step) else design.step
 
     # ------------------------------------------------------------------ the whole run
     def run(self, seeds: list[Genome]) -> RunOutcome:
         """Seed, step until the step count or a budget stops it, evaluate the held-out table, write the report.
         Progress goes to ``log``; what the run found comes back as a :class:`RunOutcome`."""
-        clock = SearchClock(self.archive)
+        clock = self.clock = SearchClock(self.archive)
         self.seed(seeds)
         clock.save()
         self.refresh_report()
@@ -228,37 +311,74 @@ class Evolution:
         return None
 
     def steps(self, clock: SearchClock) -> str | None:
-        """Run steps until ``config.steps`` are done or a budget stops them; returns the budget's reason."""
-        c = self.config
-        while self.steps_done() < c.steps:
-            stopped = self.stop_reason(clock)
-            if stopped:
+        """Run steps until ``config.steps`` are done or a budget stops them; returns the budget's reason.
+
+        Steady state: while fewer than ``concurrency`` evaluations are in flight and a budget allows, the next
+        step (first those a crash interrupted, in order) is selected, proposed and submitted; results are
+        archived as they finish. A budget stops new steps; those in flight still finish (the overshoot is at
+        most what is in flight)."""
+        self.clock = clock
+        backlog = self._unfinished_steps()
+        upcoming = max(self.archive.last_step() or 0, 0) + 1
+        stopped = None
+        while True:
+            self.archive_finished(block=False)
+            step = None
+            if stopped is None and not self.flights.full:
+                step = backlog[0] if backlog else upcoming if upcoming <= self.config.steps else None
+                stopped = self.stop_reason(clock) if step is not None else None
+            if step is not None and stopped is None:
+                try:
+                    self._start(step, clock)
+                except NeedsResults:
+                    self.archive_finished(block=True)
+                    continue
+                if backlog:
+                    backlog.pop(0)
+                else:
+                    upcoming += 1
+            elif len(self.flights):
+                self.archive_finished(block=True)
+            else:
                 return stopped
-            step = self.steps_done() + 1
-            if c.budget_minutes is not None:
-                self.deadline = time.monotonic() + (c.budget_minutes - clock.minutes()) * 60
-            child = self.run_step(step)
-            best = self.archive.best(1, benchmark=c.eval.benchmark, split=c.eval.split)
-            best_text = f"{best[0].name} {best[0].score:.3f}" if best and best[0].score is not None else "-"
-            self.log(f"step {step}/{c.steps}: " + (f"{self.archive.get(child).name}: {self._score_text(child)}"
-                                                   if child else "nothing new")
-                     + f" | best {best_text} | archive {self.archive.count()} | tokens {self.tokens_used()}"
-                     f" | {clock.minutes():.1f} min")
-            clock.save()
-            self.refresh_report()
-        return None
+
+    def _start(self, step: int, clock: SearchClock) -> None:
+        """Start ``step`` under the time budget's deadline for the meta agent."""
+        if self.config.budget_minutes is not None:
+            self.deadline = time.monotonic() + (self.config.budget_minutes - clock.minutes()) * 60
+        self.start_step(step)
+
+    def _unfinished_steps(self) -> list[int]:
+        """Steps a crash interrupted (begun, not done, not in flight), in order, up to ``config.steps``."""
+        done = {e.step for e in self.archive.events("step_done")}
+        begun = {e.step for e in self.archive.events() if e.step} - done - self.flights.steps()
+        return sorted(s for s in begun if 0 < s <= self.config.steps)
+
+    def _step_finished(self, step: int, child: str | None) -> None:
+        """Log an archived step, save the clock and refresh the report."""
+        c = self.config
+        best = self.archive.best(1, benchmark=c.eval.benchmark, split=c.eval.split)
+        best_text = f"{best[0].name} {best[0].score:.3f}" if best and best[0].score is not None else "-"
+        minutes = f" | {self.clock.minutes():.1f} min" if self.clock else ""
+        self.log(f"step {step}/{c.steps}: " + (f"{self.archive.get(child).name}: {self._score_text(child)}"
+                                               if child else "nothing new")
+                 + f" | best {best_text} | archive {self.archive.count()} | tokens {self.tokens_used()}{minutes}")
+        if self.clock:
+            self.clock.save()
+        self.refresh_report()
 
     def heldout_phase(self, top: int = 3) -> list:
         """Evaluate every seed and the ``top`` best evolved designs (never a hostile one) on the held-out suite,
-        once each, and write ``heldout.json`` (:mod:`engine.search.heldout`); returns their archive records,
-        seeds first."""
+        once each (up to ``concurrency`` at once), and write ``heldout.json`` (:mod:`engine.search.heldout`);
+        returns their archive records, seeds first."""
         c = self.config.eval
         seeds = [d for d in self.archive.designs() if d.proposer == "seed"]
         evolved = [d for d in self.archive.best(len(self.archive.designs()), benchmark=c.benchmark, split=c.split)
                    if d.proposer != "seed" and d.audit != "hostile"][:top]
         for d in seeds + evolved:
             if self.archive.get(d.id).status in ("evaluated", "failed"):
-                self.evaluate(d.id, HELDOUT)
+                self.submit(d.id, HELDOUT)
+        self.drain()
         designs = [self.archive.get(d.id) for d in seeds + evolved]
         successes = {}
         for d in designs:
@@ -284,16 +404,37 @@ class Evolution:
         return len(self.archive.events("step_done"))
 
     def run_step(self, step: int) -> str | None:
-        """One step; returns the id of the design it evaluated (None when it produced nothing new)."""
-        pending = [d for d in self.archive.designs(("proposed", "evaluating")) if d.step == step]
-        if pending:  # an interrupted step already archived its design: evaluate that one
-            child_id = pending[-1].id
-        else:
+        """One step, waited for; returns the id of the design it evaluated (None when it produced nothing
+        new)."""
+        child = self.start_step(step)
+        self.drain()
+        return child
+
+    def start_step(self, step: int) -> str | None:
+        """Select -> propose -> submit one step; returns its design's id (None: nothing new, and the step is
+        done). A step a crash interrupted reuses what it recorded: its parents, its proposal, its design.
+        Raises :class:`NeedsResults` when no parent can be selected before an evaluation in flight ends."""
+        child_id, proposed = self._recorded_child(step)
+        if not proposed:
             child_id = self._propose(step)
-        if child_id is not None:
-            self.evaluate(child_id, self.config.eval.split)
+        split = self.config.eval.split
+        if child_id is not None and (self.submit(child_id, split, role="step", step=step)
+                                     or self.flights.find(child_id, split)):
+            return child_id
         self.archive.record_event("step_done", {"design": child_id}, step=step)
+        self._step_finished(step, child_id)
         return child_id
+
+    def _recorded_child(self, step: int) -> tuple[str | None, bool]:
+        """What an interrupted ``step`` already proposed: ``(design id or None, True)``, or ``(None, False)``
+        when it proposed nothing yet."""
+        proposals = self.archive.events("propose", step=step)
+        if proposals:
+            return proposals[-1].payload.get("design"), True
+        pending = [d for d in self.archive.designs(("proposed", "evaluating")) if d.step == step]
+        if pending:  # archived by an older engine that recorded the proposal apart from its design
+            return pending[-1].id, True
+        return None, False
 
     def _parents(self, step: int) -> list[str]:
         recorded = self.archive.events("select", step=step)
@@ -301,6 +442,8 @@ class Evolution:
             return list(recorded[-1].payload["selected"])
         k = max(2, self.config.parents)
         k = min(k, len(self.selector.candidates(self.archive)))
+        if k == 0 and len(self.flights):
+            raise NeedsResults(f"step {step} waits for an evaluation in flight: no design can be a parent yet")
         if k == 0:
             raise EngineError(f"no design in {self.run_dir} can be a parent: none was evaluated successfully "
                               "(see the seeds' evaluations under evals/ and their status in the archive)")
@@ -337,9 +480,12 @@ class Evolution:
             if child is None or child.id in self.archive:
                 continue
             used = list(parents[: op.arity])
-            self.archive.add_design(child.id, child.source, proposer=name, parents=used, step=step,
-                                    name=child_name(genomes[0].name, name, step), code_vector=code_vector(child.source))
-            self.archive.record_event("propose", {"design": child.id, "operator": name, "parents": used}, step=step)
+            with self.archive.transaction():  # the design and its proposal together: a resume finds both
+                self.archive.add_design(child.id, child.source, proposer=name, parents=used, step=step,
+                                        name=child_name(genomes[0].name, name, step),
+                                        code_vector=code_vector(child.source))
+                self.archive.record_event("propose", {"design": child.id, "operator": name, "parents": used},
+                                          step=step)
             return child.id
         self.archive.record_event("propose", {"design": None, "operator": "none-applicable"}, step=step)
         return None
@@ -362,13 +508,19 @@ class Evolution:
                                      example=self._improvement_example(parent), verify=verify,
                                      deadline=self.deadline)
         tokens = self.meta_models.meter.total_tokens() - before
+        with self.archive.transaction():  # the whole proposal at once: a resume finds all of it or none
+            return self._archive_proposal(step, parent, proposal, tokens, started)
+
+    def _archive_proposal(self, step: int, parent, proposal, tokens: int, started: float) -> str | None:
+        """Archive a meta-agent proposal (its tokens, every attempt, the ``propose`` event); returns the id of
+        its valid design, if any."""
         self._add_tokens(tokens)
         final_id = None
         for i, attempt in enumerate(proposal.attempts):
             if attempt.genome is None or attempt.genome.id in self.archive:
                 continue
             g = attempt.genome
-            self.archive.add_design(g.id, g.source, proposer="meta_agent", parents=[parent_id], step=step,
+            self.archive.add_design(g.id, g.source, proposer="meta_agent", parents=[parent.id], step=step,
                                     name=child_name(parent.name, "meta", step, i), analysis=proposal.analysis,
                                     plan=proposal.plan, code_vector=code_vector(g.source),
                                     tokens={self.config.meta.model: {"total_tokens": tokens}} if i == 0 else None,
