@@ -251,7 +251,8 @@ def test_swap_renames_what_means_something_else(tmp_path):
 
 
 def test_registry_names_and_arity():
-    assert set(OPERATORS) == {"mutate:constants", "crossover", *(f"swap:{m}" for m in CONTRACT["methods"])}
+    assert set(OPERATORS) == {"mutate:constants", "crossover", "compound",
+                              *(f"swap:{m}" for m in CONTRACT["methods"])}
     with pytest.raises(ValueError, match="takes 2 parent"):
         OPERATORS["crossover"]([SEEDS["NoMemory"]], random.Random(0))
 

@@ -15,6 +15,9 @@ Operators (registered in :data:`OPERATORS` under the name recorded as :attr:`Gen
 * ``crossover`` -- :func:`crossover`: the retrieval method (the first in ``CONTRACT["methods"]``) and its
   helpers from *a*, every other contract method and its helpers from *b*, then code no longer reachable is
   dropped.
+* ``compound`` -- :func:`engine.code.edits.compound`: one to four GenProg-style edits at once on *a* (nudge a
+  constant, negate a condition, toggle a comparison, ``and``/``or``, ``True``/``False`` or a slice bound, delete a
+  statement, insert or replace one with a scope-compatible statement of *b*); see :mod:`engine.code.edits`.
 
 Every operator returns a genome that passes :func:`engine.code.validate.validate` and whose id differs from its
 parents', or ``None``; it never raises on valid input. Provenance is recorded in ``Genome.operator`` and
@@ -215,6 +218,12 @@ def crossover(a: Genome, b: Genome, rng: random.Random | None = None) -> Genome 
 # ---------------------------------------------------------------- registry
 
 
+def _compound(parents: Sequence[Genome], rng: random.Random) -> Genome | None:
+    from engine.code.edits import compound  # imported on use: engine.code.edits builds on this module
+
+    return compound(parents[0], parents[1], rng)
+
+
 @dataclass(frozen=True)
 class Operator:
     """A named structural operator over ``arity`` parent genomes."""
@@ -235,4 +244,5 @@ OPERATORS: dict[str, Operator] = {op.name: op for op in [
     *[Operator(f"swap:{m}", 2, lambda parents, rng, m=m: swap_method(parents[0], parents[1], m, rng))
       for m in CONTRACT_METHODS],
     Operator("crossover", 2, lambda parents, rng: crossover(parents[0], parents[1], rng)),
+    Operator("compound", 2, _compound),
 ]}
