@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.models import DEFAULT_LOCAL_MODEL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
+from harness.plugins import PluginName
 
 
 class ConfigError(ValueError):
@@ -42,7 +43,8 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     benchmark: str = "textworld"
-    agent: Literal["heuristic", "llm"] = "heuristic"
+    agent: PluginName = Field("heuristic", description="heuristic | llm | random | an installed plug-in's name | "
+                                                       "module:Class (harness.plugins)")
     embedder: Literal["minilm", "hashing", "remote"] = "hashing"
     n_train: int = Field(6, ge=0)
     n_test: int = Field(8, ge=1)
@@ -55,6 +57,8 @@ class EvalConfig(BaseModel):
         "id", description="the final table's held-out evaluation: this split of a fresh suite (heldout_seed), "
                           "never seen while evolving")
     heldout_seed: int = 1000
+    heldout_n_test: int | None = Field(None, ge=1, description="test tasks of the held-out suite (default: n_test); "
+                                                                "more tasks narrow the held-out table's intervals")
     seed: int = 0
     design_timeout_s: float = Field(600.0, gt=0)
 
@@ -76,6 +80,10 @@ class EvolveConfig(BaseModel):
     steps: int = Field(8, ge=0)
     seed: int = 0
     budget_tokens: int | None = Field(None, ge=1, description="stop cleanly once meta+task tokens reach this")
+    budget_usd: float | None = Field(None, gt=0, description="hard cap in US dollars over meta, task and embedding "
+                                                            "calls, priced by the `prices` table (engine.cost)")
+    prices: str | None = Field(None, description="price table (TOML, USD per 1M tokens); none: $ALMA_PRICES, else "
+                                                 "the packaged engine/cost/prices.toml")
     budget_minutes: float | None = Field(
         12.0, gt=0, description="no new step starts once seeding and steps have taken this many minutes "
                                 "(counted across resumes); the held-out table follows. The default keeps the "

@@ -39,7 +39,8 @@ flight, plus this request's maximum would pass the budget, the job gets HTTP 402
 ``budget_exceeded`` at once (the harness's clients do not retry 4xx), never a hang; the same when the request
 budget is spent. After the reply the reservation is replaced by the usage the upstream reports (when it
 reports none: the prompt bound and at most max_tokens, counted by the reply's bytes); a failed request is
-charged nothing. This holds as long as the upstream honours max_tokens. Across sessions: a cap on concurrent
+charged nothing. This holds as long as the upstream honours max_tokens. ``usage()`` also splits the tokens
+by endpoint and counts those a cassette served (:data:`SPLIT_COUNTERS`): what a price table needs. Across sessions: a cap on concurrent
 upstream requests. Every exchange is recorded in the cassette (see :mod:`sandbox.cassette`), keyed by the
 sanitised body, so a replay sees the same keys; in ``replay`` mode no upstream is needed at all.
 
@@ -85,6 +86,10 @@ SOCKET_NAME = "broker.sock"
 MAX_BODY = 8 * 1024 * 1024
 MAX_EVENTS = 200
 ENDPOINTS = ("/chat/completions", "/embeddings")
+#: counters :meth:`BrokerSession.usage` adds to prompt/completion tokens: the same tokens by endpoint, and (the
+#: ``cassette_`` ones) the part of those the cassette served (not paid again)
+SPLIT_COUNTERS = tuple(f"{source}{name}" for source in ("", "cassette_") for name in (
+    "chat_requests", "chat_prompt_tokens", "chat_completion_tokens", "embed_requests", "embed_tokens"))
 
 
 @dataclass
@@ -272,6 +277,9 @@ class BrokerSession:
         self.requests = self.prompt_tokens = self.completion_tokens = self.cassette_hits = 0
         self.refused = 0  # requests refused by the policy
         self.reserved = 0  # tokens held by the requests in flight (see _admit)
+        #: the tokens above split by endpoint and by source (what a price table needs: embeddings are priced
+        #: apart, and a reply served from the cassette was paid for once, when it was recorded)
+        self.split: Counter[str] = Counter()
         self.events: list[dict[str, Any]] = []
         self._clamped: set[str] = set()
         self._occurrences: Counter[str] = Counter()
@@ -313,7 +321,7 @@ class BrokerSession:
         with self._lock:
             return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
                     "completion_tokens": self.completion_tokens, "cassette_hits": self.cassette_hits,
-                    "refused": self.refused}
+                    "refused": self.refused, **{k: self.split[k] for k in SPLIT_COUNTERS}}
 
     def _admit(self, cost: int) -> str | None:
         """Count the request and reserve its maximum cost, or say why the budget does not allow it."""
@@ -329,7 +337,8 @@ class BrokerSession:
             self.reserved += cost
             return None
 
-    def _settle(self, admitted: Admitted, reply: dict[str, Any] | None) -> None:
+    def _settle(self, admitted: Admitted, reply: dict[str, Any] | None, endpoint: str = "/chat/completions",
+                from_cassette: bool = False) -> None:
         """Replace the request's reservation by what it used (nothing when it failed)."""
         prompt = completion = 0
         if isinstance(reply, dict):
@@ -347,6 +356,14 @@ class BrokerSession:
             self.reserved -= admitted.cost
             self.prompt_tokens += prompt
             self.completion_tokens += completion
+            for prefix in ("", "cassette_") if from_cassette else ("",) if reply is not None else ():
+                if endpoint == "/embeddings":
+                    self.split[f"{prefix}embed_requests"] += 1
+                    self.split[f"{prefix}embed_tokens"] += prompt + completion
+                else:
+                    self.split[f"{prefix}chat_requests"] += 1
+                    self.split[f"{prefix}chat_prompt_tokens"] += prompt
+                    self.split[f"{prefix}chat_completion_tokens"] += completion
 
     def handle(self, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Answer one request: policy, budget, then cassette, then upstream. Returns (HTTP status, JSON body)."""
@@ -366,14 +383,15 @@ class BrokerSession:
         if refused:
             self._event("budget_exceeded", refused)
             return 402, _error(f"{refused}; the job may not make more model requests", "budget_exceeded")
-        status, reply = 500, _error("internal error", "broker_error")
+        status, reply, from_cassette = 500, _error("internal error", "broker_error"), False
         try:
-            status, reply = self._answer(endpoint, admitted.body)
+            status, reply, from_cassette = self._answer(endpoint, admitted.body)
         finally:
-            self._settle(admitted, reply if status == 200 else None)
+            self._settle(admitted, reply if status == 200 else None, endpoint, from_cassette)
         return status, reply
 
-    def _answer(self, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _answer(self, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], bool]:
+        """(HTTP status, JSON body, whether the cassette answered)."""
         cassette = self.broker.cassette
         key = request_key(endpoint, body)
         with self._lock:
@@ -384,25 +402,25 @@ class BrokerSession:
             if reply is not None:
                 with self._lock:
                     self.cassette_hits += 1
-                return 200, reply
+                return 200, reply, True
             if cassette.mode == "replay":
                 self._event("cassette_miss", f"{endpoint} {key[:16]}-{occurrence}")
                 return 404, _error(f"replay: no recorded response for this {endpoint} request (key {key[:16]}, "
-                                   f"occurrence {occurrence}); record the job first", "cassette_miss")
+                                   f"occurrence {occurrence}); record the job first", "cassette_miss"), False
         try:
             reply = self.broker.forward(endpoint, body)
         except UpstreamRejected as exc:
-            return exc.status, exc.body if isinstance(exc.body, dict) else _error(str(exc.body), "upstream")
+            return exc.status, (exc.body if isinstance(exc.body, dict) else _error(str(exc.body), "upstream")), False
         except UpstreamUnavailable as exc:
             self._event("upstream_error", str(exc))
-            return 502, _error(f"upstream failed: {exc}", "upstream_unavailable")
+            return 502, _error(f"upstream failed: {exc}", "upstream_unavailable"), False
         except Exception as exc:  # noqa: BLE001 - a broker bug must not hang the job
             log.exception("broker session %s: %s failed", self.job_id, endpoint)
             self._event("broker_error", f"{type(exc).__name__}: {exc}")
-            return 500, _error(f"internal error: {type(exc).__name__}", "broker_error")
+            return 500, _error(f"internal error: {type(exc).__name__}", "broker_error"), False
         if cassette is not None and cassette.writes:
             cassette.store(key, occurrence, endpoint, body, reply)
-        return 200, reply
+        return 200, reply, False
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

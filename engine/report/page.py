@@ -23,6 +23,8 @@ from pathlib import Path
 
 from archive import Archive, ArchiveError, Design, Evaluation
 from archive.store import DB_NAME
+from engine.cost.html import cost_section
+from engine.cost.ledger import Ledger
 from engine.report.html import CSS, JS, costs_tables, design_section, fmt_score, fmt_time, scores_table
 from engine.report.svg import Baseline, Node, a, history_svg, legend_svg, lineage_svg
 from harness.files import write_text_atomic
@@ -51,6 +53,7 @@ class RunView:
     steps_planned: int | None
     span: tuple[float, float] | None
     config: dict = field(default_factory=dict)
+    ledger: Ledger | None = None  # what the run spent (engine.cost.ledger)
 
     @property
     def main_key(self) -> tuple[str, str] | None:
@@ -103,7 +106,8 @@ def read_run(run_dir: str | os.PathLike) -> RunView:
                 best=best, costs=archive.cost_totals(), tokens_used=int(archive.get_meta("tokens_used", 0) or 0),
                 steps_done=sum(1 for e in events if e.kind == "step_done"),
                 steps_planned=config.get("steps") if isinstance(config.get("steps"), int) else None,
-                span=(events[0].created_at, events[-1].created_at) if events else None, config=config)
+                span=(events[0].created_at, events[-1].created_at) if events else None, config=config,
+                ledger=Ledger.read(archive))
     except ArchiveError as exc:
         raise ReportError(f"cannot read the archive of {run_dir}: {exc}") from exc
     finally:
@@ -234,7 +238,8 @@ seeds (baselines; dashed black: no memory).</p>
 baseline's on the same benchmark/split. Click a column to sort.</p>
 <div class="scroll">{scores_table(sorted(view.designs, key=rank), view.keys, view.baseline, view.best.get(key))}</div></section>
 <section class="part" id="costs-section"><h2>Costs</h2>
-{costs_tables(view.costs, view.tokens_used, view.span, eval_wall)}</section>
+{costs_tables(view.costs, view.tokens_used, view.span, eval_wall)}
+{cost_section(view.ledger, view.config, {d.id: d.name for d in view.designs}) if view.ledger else ""}</section>
 <section class="part" id="designs-section"><h2>Designs</h2>
 <div id="designs">{sections}</div></section>
 </main><footer>alma-engine report &middot; self-contained: no external resources</footer>

@@ -57,6 +57,8 @@ class Evaluator:
                                 limits=limits or Limits(memory_mb=c.sandbox.memory_mb, pids=c.sandbox.pids,
                                                         cpus=c.sandbox.cpus, wall_s=c.sandbox.timeout_s),
                                 budget=Budget(max_requests=None, max_tokens=None))
+        #: broker usage of every smoke evaluation so far, summed (the meta agent's costs: engine.cost)
+        self.smoke_usage: dict[str, int] = {}
 
     def _ensure_image(self) -> None:
         """Build the evaluation image when its content hash (harness + dependency set) has no image yet: offline,
@@ -74,7 +76,8 @@ class Evaluator:
     def job_spec(self, genome: Genome, split: str, *, smoke: bool = False, tag: str = "") -> JobSpec:
         e = self.config.eval
         heldout = split == HELDOUT
-        protocol = ProtocolSpec(n_train=1 if smoke else e.n_train, n_test=1 if smoke else e.n_test,
+        n_test = (e.heldout_n_test or e.n_test) if heldout else e.n_test
+        protocol = ProtocolSpec(n_train=1 if smoke else e.n_train, n_test=1 if smoke else n_test,
                                 repeats=1 if smoke else e.repeats, mode=e.mode,
                                 split=e.heldout_split if heldout else split,
                                 seed=e.heldout_seed if heldout else e.seed,
@@ -99,6 +102,8 @@ class Evaluator:
     def smoke_error(self, genome: Genome) -> str | None:
         """None when a one-task smoke evaluation runs without a design error; else what went wrong."""
         report, _ = self.evaluate(genome, self.config.eval.split, smoke=True)
+        for k, v in report.broker_usage.items():
+            self.smoke_usage[k] = self.smoke_usage.get(k, 0) + int(v)
         if report.outcome is not Outcome.OK:
             return f"outcome {report.outcome.value}: {report.detail}\n{report.stderr_tail[-2000:]}"
         errors = [e.error for e in report.result.episodes if e.error] if report.result else []

@@ -11,6 +11,11 @@ differences to the best baseline (the seed with the best held-out score, ``no_me
      "best_evolved": {"id", "name", "score", "vs_best_baseline": {"baseline", "diff", "ci95": [lo, hi]},
                       "vs_no_memory": {"diff", "ci95": [lo, hi]}} | null,
      "verdict": "one line a person reads"}
+
+The loop adds what the run paid (:meth:`engine.cost.governor.CostGovernor.annotate_heldout`): each design's
+``"cost": {"usd", "tokens", "heldout_usd"}`` (its proposal and all its evaluations; dollars null where a price is
+unknown) and ``"costs": {"prices", "budget_usd", "usd", "tokens", "unknown_prices", "phases": {"seeding",
+"steps", "heldout"}, "steps": [{"step", "usd", "tokens"}], "models"}``.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from engine.code.genome import Genome
 from engine.code.mutate import OPERATORS
 from engine.code.validate import validate
 from engine.config import EvolveConfig
+from engine.cost.governor import CostGovernor
 from engine.search.evalcache import EvalCache
 from engine.search.evaluator import HELDOUT, Evaluator
 from engine.search.heldout import heldout_document, write_heldout
@@ -127,13 +128,15 @@ class Evolution:
         self.cache = EvalCache.open() if config.eval_cache else None
         self.meta_models = meta_models
         self.log = log
+        #: money: what the run spends (the archive's ``cost`` events), its estimate and ``budget_usd``
+        self.cost = CostGovernor(config, archive, evaluator=evaluator, meta_models=meta_models, log=log)
         #: time.monotonic() after which the meta agent starts no further fix round (the run's time budget)
         self.deadline: float | None = None
         #: the run's clock (set by :meth:`run` / :meth:`steps`); saved whenever a step is archived
         self.clock: SearchClock | None = None
         c = config
-        self.meta = MetaAgent(_LazyChat(meta_models), fix_rounds=c.fix_rounds, temperature=c.meta.temperature,
-                              max_tokens=c.meta.max_tokens, edit_mode=c.meta_edit,
+        self.meta = MetaAgent(self.cost.metered_chat(_LazyChat(meta_models)), fix_rounds=c.fix_rounds,
+                              temperature=c.meta.temperature, max_tokens=c.meta.max_tokens, edit_mode=c.meta_edit,
                               agent_notes=memory_notes(c.eval.agent))
         self.selector = ParentSelector(c.selection, seed=c.seed, tau=c.tau, alpha=c.alpha,
                                        benchmark=c.eval.benchmark, split=c.eval.split, exclude_suspicious=False)
@@ -224,6 +227,8 @@ class Evolution:
                 self.archive.set_status(design.id, "failed", reason)
             self.archive.set_audit(design.id, audit, "; ".join(reasons) or None)
             self._add_tokens(sum(report.broker_usage.get(k, 0) for k in ("prompt_tokens", "completion_tokens")))
+            self.cost.record_evaluation(flight.evaluation_id, design.id, flight.split, report.broker_usage,
+                                        cached=done.where == "cache")
             if flight.step is not None:
                 self.archive.record_event("step_done", {"design": design.id}, step=flight.step)
         if flight.role == "seed":
@@ -255,12 +260,18 @@ class Evolution:
         self.archive.set_meta("seeded", True)
         baseline = self.archive.baseline
         for design in sorted(self.archive.designs(), key=lambda d: (d.id != baseline, d.created_at)):
-            if design.proposer != "seed":
+            if design.proposer != "seed" or not self._admit(design.id, self.config.eval.split):
                 continue
             if not self.submit(design.id, self.config.eval.split, role="seed") \
                     and not self.flights.find(design.id, self.config.eval.split):
                 self.log(f"seed {design.name:22} {self._score_text(design.id)}")  # evaluated before a resume
         self.drain()
+
+    def _admit(self, design_id: str, split: str) -> bool:
+        """Whether ``budget_usd`` lets this evaluation start, decided once a slot is free (engine.cost.governor)."""
+        while self.flights.full:
+            self.archive_finished(block=True)
+        return self.cost.admit(design_id, split, len(self.flights))
 
     def _score_text(self, design_id: str) -> str:
         d = self.archive.get(design_id)
@@ -293,6 +304,7 @@ class Evolution:
         Progress goes to ``log``; what the run found comes back as a :class:`RunOutcome`."""
         clock = self.clock = SearchClock(self.archive)
         self.seed(seeds)
+        self.log("\n".join(self.cost.estimate_lines()))
         clock.save()
         self.refresh_report()
         self.recover()
@@ -308,7 +320,7 @@ class Evolution:
         if c.budget_minutes is not None and clock.minutes() >= c.budget_minutes:
             return (f"time budget reached ({clock.minutes():.1f} >= {c.budget_minutes:g} minutes of seeding and "
                     f"steps) after {self.steps_done()} of {c.steps} steps")
-        return None
+        return self.cost.stop_reason(len(self.flights))  # budget_usd (engine.cost.governor)
 
     def steps(self, clock: SearchClock) -> str | None:
         """Run steps until ``config.steps`` are done or a budget stops them; returns the budget's reason.
@@ -362,7 +374,8 @@ class Evolution:
         minutes = f" | {self.clock.minutes():.1f} min" if self.clock else ""
         self.log(f"step {step}/{c.steps}: " + (f"{self.archive.get(child).name}: {self._score_text(child)}"
                                                if child else "nothing new")
-                 + f" | best {best_text} | archive {self.archive.count()} | tokens {self.tokens_used()}{minutes}")
+                 + f" | best {best_text} | archive {self.archive.count()} | tokens {self.tokens_used()}{minutes}"
+                 + self.cost.progress())
         if self.clock:
             self.clock.save()
         self.refresh_report()
@@ -377,7 +390,8 @@ class Evolution:
                    if d.proposer != "seed" and d.audit != "hostile"][:top]
         for d in seeds + evolved:
             if self.archive.get(d.id).status in ("evaluated", "failed"):
-                self.submit(d.id, HELDOUT)
+                if self._admit(d.id, HELDOUT):
+                    self.submit(d.id, HELDOUT)
         self.drain()
         designs = [self.archive.get(d.id) for d in seeds + evolved]
         successes = {}
@@ -386,7 +400,8 @@ class Evolution:
                     if e.status == "done" and e.successes]
             if done:
                 successes[d.id] = done[-1].successes
-        write_heldout(self.run_dir, heldout_document(self.config, designs, successes, HELDOUT))
+        write_heldout(self.run_dir,
+                      self.cost.annotate_heldout(heldout_document(self.config, designs, successes, HELDOUT)))
         return designs
 
     def refresh_report(self) -> Path | None:
@@ -464,6 +479,7 @@ class Evolution:
             try:
                 return self._propose_meta(step, parents[0], started)
             except ModelError as exc:
+                self.cost.flush_pending()  # what it spent before the error stays on the ledger
                 self.log(f"step {step}: meta model unavailable ({str(exc)[:200]}); using a structural operator")
                 self.archive.record_event("meta_error", {"error": str(exc)[:2000]}, step=step)
         return self._propose_structural(step, parents, rng)
@@ -501,15 +517,18 @@ class Evolution:
         s = parent.score_on(self.config.eval.benchmark, self.config.eval.split)
         base = self.archive.get(self.archive.baseline).score_on(self.config.eval.benchmark, self.config.eval.split)
         before = self.meta_models.meter.total_tokens()
-        verify = self.evaluator.smoke_error if self.config.smoke_test else None
+        verify = self.cost.metered_verify(self.evaluator.smoke_error if self.config.smoke_test else None)
+        self.cost.begin_proposal(step)
         proposal = self.meta.propose(genome, score=s.score if s else None, baseline=base.score if base else None,
                                      benchmark=self.config.eval.benchmark,
                                      logs=summarise_result(result, rng=random.Random(step)),
                                      example=self._improvement_example(parent), verify=verify,
-                                     deadline=self.deadline)
+                                     deadline=self.deadline, stop=self.cost.meta_should_stop)
         tokens = self.meta_models.meter.total_tokens() - before
         with self.archive.transaction():  # the whole proposal at once: a resume finds all of it or none
-            return self._archive_proposal(step, parent, proposal, tokens, started)
+            design = self._archive_proposal(step, parent, proposal, tokens, started)
+            self.cost.end_proposal(design)
+            return design
 
     def _archive_proposal(self, step: int, parent, proposal, tokens: int, started: float) -> str | None:
         """Archive a meta-agent proposal (its tokens, every attempt, the ``propose`` event); returns the id of

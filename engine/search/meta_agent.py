@@ -131,17 +131,17 @@ class MetaAgent:
 
     def propose(self, parent: Genome, *, score: float | None, baseline: float | None, benchmark: str,
                 logs: str, example: str = "", verify: Callable[[Genome], str | None] | None = None,
-                deadline: float | None = None) -> Proposal:
+                deadline: float | None = None, stop: Callable[[], bool] | None = None) -> Proposal:
         """Analyse, plan, implement, and fix up to ``fix_rounds`` times; no fix round starts after ``deadline``
-        (a ``time.monotonic()`` value). Raises ModelError when the model cannot be reached (the caller decides
-        whether that ends the step)."""
+        (a ``time.monotonic()`` value) or once ``stop()`` is true (the money budget). Raises ModelError when
+        the model cannot be reached (the caller decides whether that ends the step)."""
         proposal = Proposal()
         proposal.analysis, proposal.plan = self.analyse(parent, score=score, baseline=baseline,
                                                         benchmark=benchmark, logs=logs, example=example)
         attempt = self._attempt(self._implement(parent, proposal.plan), parent, verify)
         proposal.attempts.append(attempt)
         for _ in range(self.fix_rounds):
-            if attempt.ok or (deadline is not None and time.monotonic() >= deadline):
+            if attempt.ok or (deadline is not None and time.monotonic() >= deadline) or (stop and stop()):
                 break
             if self._patch:
                 base = attempt.genome.source if attempt.genome is not None else parent.source
