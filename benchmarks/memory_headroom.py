@@ -23,9 +23,7 @@ import sys
 from pathlib import Path
 
 from engine.code.patch import apply_patch
-from harness.jobspec import AgentSpec, DesignSpec, JobSpec, ModelSpec, ProtocolSpec
-from harness.models.factory import ModelSettings, open_models
-from harness.protocol import ProtocolRun
+from harness.api import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DESIGNS = ["no_memory", "trajectory_retrieval",
@@ -45,14 +43,11 @@ def design_source(spec: str) -> tuple[str, str]:
     return f"{path.stem}+{Path(patch).stem}", apply_patch(source, patch_path.read_text(encoding="utf-8"))
 
 
-def score(models, name: str, source: str, args, seed: int) -> float:
-    job = JobSpec(job_id=f"headroom-{name}-{seed}", design=DesignSpec(name=name, source=source),
-                  benchmark=args.benchmark, agent=AgentSpec(kind="heuristic"),
-                  models=ModelSpec(embedder="hashing"),
-                  protocol=ProtocolSpec(n_train=args.train, n_test=args.test, repeats=args.repeats, seed=seed,
-                                        split=args.split, step_limit=args.step_limit))
-    job.isolate_design = False
-    return ProtocolRun(job, models).run_sync().score
+def score(name: str, source: str, args, seed: int) -> float:
+    """Deployment success of one design on suite ``seed`` (in process, through :func:`harness.api.evaluate`)."""
+    return evaluate(source, name=name, benchmark=args.benchmark, agent="heuristic", embedder="hashing",
+                    n_train=args.train, n_test=args.test, repeats=args.repeats, seed=seed, split=args.split,
+                    step_limit=args.step_limit, isolate=False).score
 
 
 def main() -> int:
@@ -68,10 +63,9 @@ def main() -> int:
     args = parser.parse_args()
     designs = [design_source(spec) for spec in args.designs]
     rows: dict[str, list[float]] = {}
-    with open_models(ModelSettings(embedder="hashing")) as models:
-        for name, source in designs:
-            rows[name] = [score(models, name, source, args, seed) for seed in args.suites]
-            print(f"{name:45} " + " ".join(f"{s:.3f}" for s in rows[name]), flush=True)
+    for name, source in designs:
+        rows[name] = [score(name, source, args, seed) for seed in args.suites]
+        print(f"{name:45} " + " ".join(f"{s:.3f}" for s in rows[name]), flush=True)
     base = rows.get("no_memory")
     print(f"\n{args.benchmark} ({args.split}), heuristic agent, {args.train} train / {args.test} test x {args.repeats}, "
           f"step limit {args.step_limit or 'default'}, suites {' '.join(map(str, args.suites))}")

@@ -13,9 +13,12 @@ from harness.models import DEFAULT_LOCAL_MODEL
 def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("task and protocol")
     g.add_argument("--design", required=True, help="path of the memory design (a Python file)")
-    g.add_argument("--benchmark", default="textworld", help="benchmark name (default: %(default)s)")
-    g.add_argument("--agent", choices=["heuristic", "llm"], default="heuristic",
-                   help="task agent (default: %(default)s)")
+    g.add_argument("--benchmark", default="textworld",
+                   help="benchmark: textworld | alfworld | minihack | babaisai | an installed plug-in's name | "
+                        "module:Class, e.g. my_pkg.envs:MyBenchmark (default: %(default)s)")
+    g.add_argument("--agent", default="heuristic",
+                   help="task agent: heuristic | llm | random | an installed plug-in's name | module:Class "
+                        "(default: %(default)s)")
     g.add_argument("--train", type=int, default=6, help="collection tasks N (default: %(default)s)")
     g.add_argument("--test", type=int, default=4, help="held-out deployment tasks M (default: %(default)s)")
     g.add_argument("--repeats", type=int, default=3, help="deployment repeats R (default: %(default)s)")

@@ -26,6 +26,11 @@ class BenchmarkError(HarnessError):
     """A benchmark is unknown, not installed, or could not build or play a task."""
 
 
+class PluginError(BenchmarkError):
+    """A benchmark or agent name does not resolve, or its plug-in cannot be imported or constructed
+    (:mod:`harness.plugins`); the message says what to install or fix."""
+
+
 class ModelError(HarnessError):
     """An LLM or embedding endpoint failed after its retries, or is misconfigured."""
 

@@ -18,12 +18,11 @@ import sys
 
 from rich.console import Console
 
+from harness.api import run_job
 from harness.cli_common import add_job_arguments, job_from_args
-from harness.errors import BenchmarkError, DesignError, ModelError
+from harness.errors import BenchmarkError, DesignError, ModelError, PluginError
 from harness.files import write_json_atomic
 from harness.isolation.proxy import DesignTimeout
-from harness.loader import load_design_source
-from harness.protocol import ProtocolRun
 from harness.summary import print_summary
 
 
@@ -50,26 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/] invalid arguments: {exc}")
         return 2
     job.isolate_design = not args.no_isolation
-    if args.no_isolation:
-        try:
-            load_design_source(job.design.source, args.design)  # fail fast with the contract error
-        except DesignError as exc:
-            console.print(f"[red]error:[/] {exc}")
-            return 3
-    from harness.models.factory import ModelSettings, open_models
 
-    settings = ModelSettings(**job.models.model_dump(exclude={"uds"}))
+    def progress(rec):
+        if not args.quiet:
+            mark = "won " if rec.won else ("ERR " if rec.error else "lost")
+            console.print(f"  {rec.phase:7} r{rec.repeat} {rec.task_id:32} {mark} {rec.steps:3d} steps")
+
+    def started(run):
+        console.print(f"evaluating {job.design.name} on {job.benchmark}: {len(run.suite.train)} train tasks, "
+                      f"{job.protocol.n_test} x {job.protocol.repeats} deployment ({job.protocol.mode})")
+
     try:
-        with open_models(settings) as models:
-            def progress(rec):
-                if not args.quiet:
-                    mark = "won " if rec.won else ("ERR " if rec.error else "lost")
-                    console.print(f"  {rec.phase:7} r{rec.repeat} {rec.task_id:32} {mark} {rec.steps:3d} steps")
-
-            run = ProtocolRun(job, models, on_episode=progress)
-            console.print(f"evaluating {job.design.name} on {job.benchmark}: {len(run.suite.train)} train tasks, "
-                          f"{job.protocol.n_test} x {job.protocol.repeats} deployment ({job.protocol.mode})")
-            result = run.run_sync()
+        result = run_job(job, on_episode=progress, on_start=started)
     except DesignError as exc:
         console.print(f"[red]error:[/] {exc}")
         return 3
@@ -78,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 5
     except BenchmarkError as exc:
         console.print(f"[red]benchmark error:[/] {exc}")
-        return 4 if "unknown benchmark" not in str(exc) else 2
+        return 2 if isinstance(exc, PluginError) else 4
     except ModelError as exc:
         console.print(f"[red]model error:[/] {exc}")
         return 4

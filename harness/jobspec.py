@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.models import DEFAULT_LOCAL_MODEL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
+from harness.plugins import PluginName
 
 SCHEMA_VERSION = 1
 
@@ -19,7 +20,8 @@ SCHEMA_VERSION = 1
 class AgentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["heuristic", "llm"] = "heuristic"
+    kind: PluginName = Field("heuristic", description="the task agent: heuristic | llm | random | an installed "
+                                                       "plug-in's name | module:Class (harness.plugins)")
     history: int = Field(8, ge=0, le=64, description="past steps shown to the LLM agent")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(48, ge=1, le=4096)
@@ -70,7 +72,8 @@ class JobSpec(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     job_id: str
     design: DesignSpec
-    benchmark: str = "textworld"
+    benchmark: PluginName = Field("textworld", description="a built-in benchmark, an installed plug-in's name, or "
+                                                           "module:Class (harness.plugins)")
     agent: AgentSpec = Field(default_factory=AgentSpec)
     models: ModelSpec = Field(default_factory=ModelSpec)
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)

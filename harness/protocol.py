@@ -25,8 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.agents.heuristic import HeuristicAgent
-from harness.agents.llm_agent import LLMAgent
+from harness.agents.factory import make_agent
 from harness.design import memory_text
 from harness.envs import get_benchmark
 from harness.envs.base import TaskSpec, TextEnv
@@ -41,6 +40,7 @@ from harness.isolation.proxy import (
 )
 from harness.jobspec import EpisodeRecord, EvalResult, JobSpec
 from harness.loader import source_hash
+from harness.plugins import load_agent_class
 from harness.types import Episode, Step, Task
 
 
@@ -84,6 +84,7 @@ class ProtocolRun:
 
     def __post_init__(self):
         self.benchmark = get_benchmark(self.job.benchmark)
+        self.agent_class = load_agent_class(self.job.agent.kind)  # a plug-in that does not load fails here
         p = self.job.protocol
         self.suite = self.benchmark.build_suite(p.seed, p.n_train, p.n_test, self.job.cache_dir)
         self.records: list[EpisodeRecord] = []
@@ -115,10 +116,9 @@ class ProtocolRun:
         return self.job.protocol.step_limit or spec.params.get("step_limit") or self.benchmark.step_limit
 
     def _agent(self, phase: str, task_id: str, repeat: int):
-        a = self.job.agent
-        if a.kind == "heuristic":
-            return HeuristicAgent(seed=stable_seed(self.job.protocol.seed, phase, task_id, repeat))
-        return LLMAgent(self.models.chat, history=a.history, temperature=a.temperature, max_tokens=a.max_tokens)
+        """A new agent for one episode (built-in or plug-in: :func:`harness.agents.factory.make_agent`)."""
+        return make_agent(self.job.agent, seed=stable_seed(self.job.protocol.seed, phase, task_id, repeat),
+                          models=self.models, cls=self.agent_class)
 
     async def _episode(self, design, env: TextEnv, spec: TaskSpec, phase: str, repeat: int,
                        learn: bool) -> EpisodeRecord:

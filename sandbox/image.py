@@ -9,12 +9,17 @@ official slim Python image when present or pullable, else a local Debian made by
 
 Other commands: ``tag`` (print the current tag), ``status`` (whether it is built), ``prune`` (remove
 older evaluation images and dangling build stages).
+
+Plug-in benchmarks and agents (:mod:`harness.plugins`) go into the image too: ``build --with PROJECT_DIR``
+(repeatable), the directories in ``$ALMA_IMAGE_WITH``, and every installed distribution with an alma-engine entry
+point (:mod:`sandbox.image_plugins`); they are part of the hash, so the tag says which plug-ins it holds.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -29,6 +34,8 @@ from packaging.requirements import Requirement
 
 import harness
 from sandbox.errors import ImageError
+from sandbox.image_plugins import PluginProject, build_wheels, dist_modules, hash_projects, image_plugins
+from sandbox.plugins import IMAGE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +112,37 @@ def harness_files() -> list[Path]:
                   and p.suffix not in (".pyc", ".pyo"))
 
 
-def content_hash(pins: list[str] | None = None) -> str:
-    """sha256 over the harness files, Dockerfile.eval and the pinned dependency set (first 16 hex digits)."""
+def image_inputs(with_dirs: list[str | Path] | None = None) -> tuple[list[str], list[PluginProject], list[str]]:
+    """What the image is built from: (the pinned dependency set, plug-in projects built from source, plug-ins
+    pinned from an index). The pins cover the plug-ins' dependencies too."""
+    projects, index_pins = image_plugins(with_dirs)
+    roots = [*runtime_requirements(), *(r for p in projects for r in p.requires), *index_pins]
+    return pinned_dependencies(roots), projects, index_pins
+
+
+def content_hash(pins: list[str] | None = None, plugins: list[PluginProject] | None = None) -> str:
+    """sha256 over the harness files, Dockerfile.eval, the pinned dependency set and the plug-in projects' files
+    (first 16 hex digits). ``None``: what :func:`image_inputs` finds (no ``--with`` directories)."""
+    if pins is None:
+        pins, found, _ = image_inputs()
+        plugins = found if plugins is None else plugins
+    elif plugins is None:
+        plugins = image_plugins()[0]
     h = hashlib.sha256()
     root = Path(harness.__file__).resolve().parent
     for path in harness_files():
         h.update(f"harness/{path.relative_to(root).as_posix()}\0".encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
     h.update(DOCKERFILE.read_bytes() if DOCKERFILE.is_file() else b"")
-    h.update("\n".join(pins if pins is not None else pinned_dependencies()).encode())
+    h.update("\n".join(pins).encode())
+    hash_projects(h, plugins)
     return h.hexdigest()[:16]
 
 
-def current_tag() -> str:
-    return f"{IMAGE_REPOSITORY}:{content_hash()}"
+def current_tag(with_dirs: list[str | Path] | None = None) -> str:
+    """The tag of the image for this code, its dependencies and its plug-ins (``with_dirs`` added)."""
+    pins, projects, _ = image_inputs(with_dirs)
+    return f"{IMAGE_REPOSITORY}:{content_hash(pins, projects)}"
 
 
 def ensure_wheelhouse(pins: list[str], cache: Path | None = None) -> Path:
@@ -177,13 +201,15 @@ def image_exists(client, tag: str) -> bool:
         return False
 
 
-def build_image(client=None, *, base_image: str | None = None, force: bool = False, pull: bool = True) -> str:
-    """Build the evaluation image unless its content-hashed tag exists; returns the tag."""
+def build_image(client=None, *, base_image: str | None = None, force: bool = False, pull: bool = True,
+                with_dirs: list[str | Path] | None = None) -> str:
+    """Build the evaluation image unless its content-hashed tag exists; returns the tag. ``with_dirs``: plug-in
+    projects to add (besides ``$ALMA_IMAGE_WITH`` and installed plug-ins)."""
     import docker
 
     client = client or docker.from_env(timeout=600)
-    pins = pinned_dependencies()
-    tag = f"{IMAGE_REPOSITORY}:{content_hash(pins)}"
+    pins, projects, index_pins = image_inputs(with_dirs)
+    tag = f"{IMAGE_REPOSITORY}:{content_hash(pins, projects)}"
     if not force and image_exists(client, tag):
         log.info("image %s is up to date", tag)
         return tag
@@ -195,14 +221,18 @@ def build_image(client=None, *, base_image: str | None = None, force: bool = Fal
         shutil.copytree(Path(harness.__file__).resolve().parent, ctx_path / "harness",
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         shutil.copytree(house, ctx_path / "wheelhouse", copy_function=os.link)
-        log.info("building %s on %s (no network)", tag, base)
+        modules = build_wheels(projects, ctx_path / "plugins")
+        modules = sorted({*modules, *(m for pin in index_pins for m in dist_modules(pin))})
+        (ctx_path / "plugins" / "README.txt").write_text("plug-in wheels (sandbox.image_plugins)\n")
+        log.info("building %s on %s (no network)%s", tag, base, f"; plug-ins: {', '.join(modules)}" if modules else "")
         lines: list[str] = []
         try:
             for chunk in client.api.build(path=ctx, dockerfile="Dockerfile.eval", tag=tag, rm=True,
                                           forcerm=True, pull=False, network_mode="none", decode=True,
-                                          buildargs={"BASE_IMAGE": base},
+                                          buildargs={"BASE_IMAGE": base, "PLUGIN_MODULES": " ".join(modules)},
                                           labels={"org.alma-engine.hash": tag.split(":")[1],
-                                                  "org.alma-engine.base": base}):
+                                                  "org.alma-engine.base": base,
+                                                  IMAGE_LABEL: json.dumps(modules)}):
                 if "stream" in chunk:
                     lines.append(chunk["stream"].rstrip())
                     log.debug("%s", lines[-1])
@@ -240,20 +270,28 @@ def main(argv: list[str] | None = None) -> int:
                                         "else a local debootstrapped Debian bookworm)")
     b.add_argument("--force", action="store_true", help="rebuild even when the tag exists")
     b.add_argument("--no-pull", action="store_true", help="never try a registry for the base image")
-    sub.add_parser("tag", help="print the current content-hashed tag")
-    sub.add_parser("status", help="print the tag and whether it is built (exit 1 when not)")
+    t = sub.add_parser("tag", help="print the current content-hashed tag")
+    st = sub.add_parser("status", help="print the tag and whether it is built (exit 1 when not)")
+    for p in (b, t, st):
+        p.add_argument("--with", dest="with_dirs", action="append", default=[], metavar="PROJECT_DIR",
+                       help="a plug-in project to install in the image (repeatable; also $ALMA_IMAGE_WITH, "
+                            "colon-separated); installed plug-ins are included without it")
     sub.add_parser("prune", help="remove older evaluation images and dangling build stages")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.cmd == "tag":
-        print(current_tag())
+        try:
+            print(current_tag(args.with_dirs))
+        except ImageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         return 0
     import docker
 
     try:
         client = docker.from_env(timeout=600)
         if args.cmd == "status":
-            tag = current_tag()
+            tag = current_tag(args.with_dirs)
             built = image_exists(client, tag)
             print(f"{tag} {'built' if built else 'missing'}")
             return 0 if built else 1
@@ -261,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             for tag in prune_images(client, current_tag()):
                 print(f"removed {tag}")
             return 0
-        print(build_image(client, base_image=args.base_image, force=args.force, pull=not args.no_pull))
+        print(build_image(client, base_image=args.base_image, force=args.force, pull=not args.no_pull,
+                          with_dirs=args.with_dirs))
         return 0
     except ImageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -38,6 +38,7 @@ from sandbox.backend import SandboxBackend
 from sandbox.broker import Broker, BrokerSession, Budget
 from sandbox.limits import JobRun, Limits, Mount
 from sandbox.outcome import Outcome, SandboxOutcome, printable
+from sandbox.plugins import PluginAccess, plugin_access
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +197,16 @@ class JobRunner:
 
     def run(self, spec: JobSpec, *, command: list[str] | None = None) -> JobReport:
         """Run ``spec`` (retrying infrastructure failures) and return its report. ``command`` replaces the
-        harness command (tests)."""
+        harness command (tests).
+
+        Raises :class:`sandbox.plugins.PluginUnavailable` before anything runs when the job's plug-in benchmark
+        or agent cannot be made importable in this backend's sandbox (the message says how to add it)."""
+        access = plugin_access(self.backend, spec)
         cache = self.prepare_cache(spec) if command is None else self.cache_root
         attempts, started = 0, time.monotonic()
         while True:
             attempts += 1
-            report = self._attempt(spec, cache, command)
+            report = self._attempt(spec, cache, command, access)
             report.attempts = attempts
             if report.outcome is not Outcome.INFRA_ERROR or attempts > self.retries:
                 report.wall_s = time.monotonic() - started
@@ -228,7 +233,9 @@ class JobRunner:
                     d.chmod(0o777)
         return root, job_dir, out_dir, gate
 
-    def _attempt(self, spec: JobSpec, cache: Path, command: list[str] | None) -> JobReport:
+    def _attempt(self, spec: JobSpec, cache: Path, command: list[str] | None,
+                 access: PluginAccess | None = None) -> JobReport:
+        access = access or PluginAccess()
         root, job_dir, out_dir, gate = self._job_dir(spec)
         session: BrokerSession | None = None
         try:
@@ -246,8 +253,8 @@ class JobRunner:
                 command=command or ["python", "-m", "harness.run", "/job/job.json", "--out", "/out/result.json",
                                     "--events", "/out/events.jsonl"],
                 mounts=[Mount(job_dir, "/job"), Mount(out_dir, "/out", read_only=False), Mount(gate, "/cache"),
-                        Mount(cache, CACHE_INSIDE), Mount(session.socket_dir, "/broker")],
-                env={"ALMA_CACHE_DIR": CACHE_INSIDE},
+                        Mount(cache, CACHE_INSIDE), Mount(session.socket_dir, "/broker"), *access.mounts],
+                env={"ALMA_CACHE_DIR": CACHE_INSIDE, **access.env},
                 limits=self.limits,
                 out_dir=out_dir,
             )

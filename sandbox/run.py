@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.backend == "docker" or docker_available():
                 from sandbox.image import build_image
+                from sandbox.plugins import plugin_projects
 
-                image = build_image()
+                image = build_image(with_dirs=plugin_projects(spec))  # the job's plug-ins go into the image
         backend = select_backend(args.backend, image=image)
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)

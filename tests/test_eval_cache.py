@@ -101,3 +101,16 @@ def test_a_second_run_reuses_every_identical_evaluation(tmp_path, openai_server)
     assert off.returncode == 0, off.stderr[-3000:]
     assert not any(d.startswith("from the evaluation cache") for _, _, d in evaluations(tmp_path / "runs" / "off")
                    .values())
+
+
+def test_editing_a_plugin_is_a_new_cache(tmp_path, monkeypatch):
+    pkg = tmp_path / "cacheplug"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "envs.py").write_text("from harness.envs.babaisai.benchmark import BabaIsAIBenchmark as Desk\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugged = spec().model_copy(update={"benchmark": "cacheplug.envs:Desk"})
+    before = cache_key(plugged)
+    assert before != cache_key(spec())
+    (pkg / "envs.py").write_text("from harness.envs.babaisai.benchmark import BabaIsAIBenchmark as Desk  # edited\n")
+    assert cache_key(plugged) != before

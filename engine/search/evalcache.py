@@ -2,7 +2,7 @@
 
 A sandbox job is fully described by its spec (the design's source, the benchmark, the protocol with its suite
 seed and sizes, the task agent, the model ids and their settings) and by the code that plays it (the harness:
-the task agents, environments and step limits). The key is a sha256 over both, without the job's id; the value
+the task agents, environments and step limits; and the files of a plug-in benchmark or agent). The key is a sha256 over both, without the job's id; the value
 is the job's report as the host validated it. Only ``ok`` reports are kept: a timeout or a crash may not
 repeat, and the archive records those as they happened.
 
@@ -48,12 +48,28 @@ def harness_hash() -> str:
     return h.hexdigest()
 
 
+def plugin_hash(spec: JobSpec) -> str:
+    """sha256 over the files of the job's plug-in benchmark and agent (none for built-ins): editing a plug-in
+    is a new cache, like editing the harness. Raises PluginError when a plug-in's code cannot be found."""
+    from harness.plugins import import_locations, plugin_names
+
+    h = hashlib.sha256()
+    for kind, name in plugin_names(spec.benchmark, spec.agent.kind):
+        for loc in import_locations(kind, name):
+            files = sorted(loc.path.rglob("*")) if loc.path.is_dir() else [loc.path]
+            for path in files:
+                if path.is_file() and "__pycache__" not in path.parts:
+                    h.update(str(path.relative_to(loc.root)).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def cache_key(spec: JobSpec) -> str:
-    """The key of ``spec``'s evaluation: its content without the job id, and the harness that plays it."""
+    """The key of ``spec``'s evaluation: its content without the job id, the harness that plays it and the
+    code of its plug-ins."""
     data = spec.model_dump(mode="json")
     data.pop("job_id", None)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{harness_hash()}\n{blob}".encode()).hexdigest()
+    return hashlib.sha256(f"{harness_hash()}\n{plugin_hash(spec)}\n{blob}".encode()).hexdigest()
 
 
 class EvalCache:

@@ -1,30 +1,14 @@
-"""Benchmarks behind the text-environment contract (see :mod:`harness.envs.base`)."""
+"""Benchmarks behind the text-environment contract (see :mod:`harness.envs.base`).
+
+Names resolve through :mod:`harness.plugins`: a built-in (:data:`REGISTRY`), an installed plug-in's entry point
+(group ``alma_engine.benchmarks``) or a module path ``my_pkg.envs:MyBenchmark``.
+"""
 
 from __future__ import annotations
 
-from harness.envs.base import Benchmark
-from harness.errors import BenchmarkError
+from harness.plugins import BUILTIN_BENCHMARKS, get_benchmark
 
-#: benchmark name -> "module:ClassName"; imported lazily so a missing optional package only hurts its user.
-REGISTRY: dict[str, str] = {
-    "textworld": "harness.envs.textworld_env:TextWorldBenchmark",
-    "babaisai": "harness.envs.babaisai.benchmark:BabaIsAIBenchmark",
-    "minihack": "harness.envs.minihack_env:MiniHackBenchmark",
-    "alfworld": "harness.envs.alfworld_env:ALFWorldBenchmark",
-}
+#: built-in benchmark name -> "module:ClassName"; imported lazily so a missing optional package only hurts its user
+REGISTRY: dict[str, str] = BUILTIN_BENCHMARKS
 
-
-def get_benchmark(name: str) -> Benchmark:
-    """Return the benchmark called ``name`` (raises BenchmarkError naming the known ones)."""
-    import importlib
-
-    if name not in REGISTRY:
-        raise BenchmarkError(f"unknown benchmark {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    module_name, _, cls_name = REGISTRY[name].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise BenchmarkError(
-            f"benchmark {name!r} needs a package that is not installed ({exc.name}); run the README's setup command"
-        ) from exc
-    return getattr(module, cls_name)()
+__all__ = ["REGISTRY", "get_benchmark"]

@@ -2,13 +2,28 @@
 
 As small as gymnasium's reset/step::
 
-    env = benchmark.make_env()
-    first = env.reset(spec)          # -> Observation(text, goal, admissible_actions)
-    result = env.step(action)        # -> StepResult(observation, reward, done, won, admissible_actions, progress)
+    bench = get_benchmark("textworld")       # or "my_pkg.envs:MyBenchmark", or an installed plug-in's name
+    suite = bench.build_suite(seed=0, n_train=6, n_test=4, cache_dir="~/.cache/...")
+    env = bench.make_env()
+    first = env.reset(suite.train[0])        # -> Observation(text, goal, admissible_actions)
+    result = env.step(action)                # -> StepResult(observation, reward, done, won, admissible_actions, progress)
     env.close()
 
 Each benchmark module provides a :class:`Benchmark`: a deterministic task-suite builder (train /
 in-distribution / out-of-distribution splits from a seed) and an environment factory.
+
+**Bring your own benchmark.** Any class with the attributes and methods of :class:`Benchmark` (no base class
+needed) is one: name it ``my_pkg.envs:MyBenchmark`` wherever a benchmark name is accepted, or register it under
+the entry-point group ``alma_engine.benchmarks`` of your package. ``python -m harness.check_plugin NAME`` plays
+it with a random and the heuristic agent and reports every breach of this contract. Where it runs:
+
+* ``build_suite`` runs on the host (the sandbox mounts the suite's ``cache_dir`` read-only) and again inside
+  the sandbox, where ``cache_dir`` is that read-only copy: build once, then only read.
+* ``make_env``/``reset``/``step`` run inside the sandbox, in the scorer (never in the design's process): no
+  network; ``/tmp`` is the only writable place.
+* The heuristic agent reads text: commands named verbatim in a memory line that mentions the goal's words
+  score high (see ``harness/agents/prompts/reads_heuristic.txt``), so name things in goals, observations and
+  actions with the same words.
 """
 
 from __future__ import annotations
@@ -38,10 +53,12 @@ class TaskSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-serialisable data (``params`` must be JSON-serialisable)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
+        """The inverse of :meth:`to_dict`."""
         return cls(
             task_id=data["task_id"], benchmark=data["benchmark"], split=data["split"],
             world_id=data.get("world_id"), params=dict(data.get("params", {})),
@@ -50,7 +67,13 @@ class TaskSpec:
 
 @dataclass
 class Observation:
-    """What ``reset`` returns: the first observation text, the goal and the admissible actions."""
+    """What ``reset`` returns: the first observation text, the goal and the admissible actions.
+
+    Attributes:
+        text: what the agent sees first (plain text, at most a few KB; the checker's limit is 8000 characters).
+        goal: the task's objective in natural language; memory designs and agents see it.
+        admissible_actions: the commands ``step`` accepts now: a non-empty list of distinct ``str``.
+    """
 
     text: str
     goal: str
@@ -61,8 +84,14 @@ class Observation:
 class StepResult:
     """What ``step`` returns.
 
-    ``reward`` is this step's reward; ``won`` is the benchmark's success criterion; ``progress`` is the share
-    of the game's maximum score reached so far, in [0, 1], or ``None`` where the game keeps no score.
+    Attributes:
+        observation: the environment's answer to the action (plain text, at most a few KB).
+        reward: this step's reward (a float; a score delta where the game keeps a score).
+        done: the episode is over (won, or lost for good); only ``reset`` may follow.
+        won: the benchmark's success criterion (a won step should also be ``done``).
+        admissible_actions: the commands accepted next (non-empty unless ``done``).
+        progress: the share of the game's maximum score reached so far, in [0, 1], or ``None`` where the game
+            keeps no score.
     """
 
     observation: str
@@ -103,7 +132,17 @@ class TextEnv(Protocol):
 
 @dataclass
 class TaskSuite:
-    """Tasks for one evaluation, split deterministically from ``seed``."""
+    """Tasks for one evaluation, split deterministically from ``seed``.
+
+    Attributes:
+        benchmark: the benchmark's name (as in its task specs).
+        seed: the suite seed it was built from.
+        train: the collection tasks, in the order they are played.
+        id: held-out tasks from the training distribution (same worlds, other tasks).
+        ood: held-out tasks from another distribution (unseen worlds, harder tasks ...).
+
+    Task ids are unique across the three splits.
+    """
 
     benchmark: str
     seed: int
@@ -112,6 +151,7 @@ class TaskSuite:
     ood: list[TaskSpec] = field(default_factory=list)
 
     def split(self, name: str) -> list[TaskSpec]:
+        """The tasks of split ``name`` (``"train"``, ``"id"`` or ``"ood"``); ValueError for another name."""
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
         return getattr(self, name)
@@ -131,9 +171,24 @@ class Benchmark(Protocol):
 
     def build_suite(self, seed: int, n_train: int, n_test: int, cache_dir: str | None = None) -> TaskSuite:
         """Build (or load from the on-disk cache) a suite with ``n_train`` train tasks and ``n_test`` tasks in
-        each of the ``id`` and ``ood`` splits. Deterministic for a seed."""
+        each of the ``id`` and ``ood`` splits.
+
+        Args:
+            seed: the suite seed. The same ``(seed, n_train, n_test)`` gives the same suite, task for task,
+                on any machine and in any process (no ``hash()``, no clock, no global RNG).
+            n_train, n_test: split sizes; a suite has exactly these many tasks (``n_test`` in each of id, ood).
+            cache_dir: a directory for generated files (game files ...), or None; when it is read-only (inside
+                the sandbox) the files are already there.
+
+        Returns:
+            a :class:`TaskSuite` whose specs carry ``benchmark=self.name``, their split's name and unique ids.
+
+        Raises:
+            harness.errors.BenchmarkError: the suite cannot be built (the message says what to install or do).
+        """
         ...
 
     def make_env(self) -> TextEnv:
-        """A new, independent environment instance (the harness makes one per concurrent episode)."""
+        """A new, independent environment instance (the harness makes one per concurrent episode, and may
+        play episodes of several instances in parallel threads)."""
         ...

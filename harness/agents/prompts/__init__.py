@@ -24,6 +24,11 @@ load_prompt = prompt_loader(Path(__file__).parent)
 
 
 def memory_notes(agent: str) -> str:
-    """What the task agent ``agent`` ("heuristic" or "llm") makes of a design's retrieved text: shown to the
-    meta agent, so that it designs for the reader it has."""
-    return load_prompt(f"reads_{agent}").strip()
+    """What the task agent ``agent`` makes of a design's retrieved text: shown to the meta agent, so that it
+    designs for the reader it has. The built-in agents' notes are ``reads_<agent>.txt`` here; any other agent
+    (a plug-in) describes itself (:func:`harness.agents.factory.reads_memory`)."""
+    if (Path(__file__).parent / f"reads_{agent}.txt").is_file():
+        return load_prompt(f"reads_{agent}").strip()
+    from harness.agents.factory import reads_memory
+
+    return reads_memory(agent)
