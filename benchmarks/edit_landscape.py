@@ -9,7 +9,7 @@ reach a real gain at all, and how often, before any search is run.
 
     python benchmarks/edit_landscape.py [--benchmark textworld] [--parent trajectory_retrieval]
         [--operators compound mutate:constants] [--children 40] [--suites 0 1] [--heldout 1000 1001]
-        [--train 6] [--test 16] [--top 3]
+        [--train 6] [--test 16] [--top 3] [--step-limit N]
 
 Model calls of a child (a donor statement from an LLM-using seed) fail at once: no chat model is served, so
 those children score what the design does without its model.
@@ -44,7 +44,8 @@ def score(models, genome: Genome, args, suite: int) -> float:
     job = JobSpec(job_id=f"landscape-{genome.id[:12]}-{suite}", design=DesignSpec(name=genome.name or "child",
                                                                                    source=genome.source),
                   benchmark=args.benchmark, agent=AgentSpec(kind="heuristic"), models=ModelSpec(embedder="hashing"),
-                  protocol=ProtocolSpec(n_train=args.train, n_test=args.test, repeats=1, seed=suite))
+                  protocol=ProtocolSpec(n_train=args.train, n_test=args.test, repeats=1, seed=suite,
+                                        step_limit=args.step_limit))
     job.isolate_design = False
     try:
         return ProtocolRun(job, models).run_sync().score
@@ -80,6 +81,7 @@ def main() -> int:
     parser.add_argument("--train", type=int, default=6)
     parser.add_argument("--test", type=int, default=16)
     parser.add_argument("--top", type=int, default=3)
+    parser.add_argument("--step-limit", type=int, help="override the benchmark's step limit")
     args = parser.parse_args()
     pool = seeds()
     if args.parent not in pool:

@@ -40,8 +40,6 @@ CASES = load_corpus()
 IDS = [c.name for c in CASES]
 HONEST = sorted(p for p in (REPO / "seeds").glob("*.py") if not p.name.startswith("_"))
 WORKERS = int(os.environ.get("ALMA_HOSTILE_WORKERS", "2"))
-#: wall-clock budget of the whole corpus on one backend (both must fit in about 6 minutes on 2 cores)
-BUDGET_S = float(os.environ.get("ALMA_HOSTILE_BUDGET_S", "200"))
 
 
 def on_ci() -> bool:
@@ -140,7 +138,3 @@ def test_hostile_design_is_contained(corpus_run, case):
         f"{case.name} on {row.backend}: {row.why_not()} (outcome {row.outcome}, detail {row.detail[:200]!r}, " \
         f"reasons {row.reasons})"
 
-
-def test_corpus_fits_its_time_budget(corpus_run):
-    assert corpus_run.wall_s <= BUDGET_S, \
-        f"the corpus took {corpus_run.wall_s:.0f} s on {corpus_run.backend} (budget {BUDGET_S:.0f} s)"
