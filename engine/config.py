@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.models import DEFAULT_LOCAL_MODEL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
 from harness.plugins import PluginName
@@ -94,6 +94,8 @@ class EvolveConfig(BaseModel):
     parents: int = Field(1, ge=1, le=4)
     meta_share: float = Field(0.25, ge=0.0, le=1.0, description="share of steps proposed by the meta agent; "
                                                                 "the rest by libcst mutation/crossover")
+    operators: list[str] | None = Field(None, description="the structural operators steps may use (names in "
+                                                          "engine.code.mutate.OPERATORS); none = all of them")
     fix_rounds: int = Field(3, ge=0, le=10)
     meta_edit: Literal["patch", "rewrite"] = Field(
         "patch", description="how the meta agent edits a design: 'patch' asks for only the changed or new "
@@ -110,6 +112,16 @@ class EvolveConfig(BaseModel):
     task: ModelConfig = Field(default_factory=lambda: ModelConfig(temperature=0.0, max_tokens=48))
     eval: EvalConfig = Field(default_factory=EvalConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+
+    @field_validator("operators")
+    @classmethod
+    def _known_operators(cls, names: list[str] | None) -> list[str] | None:
+        from engine.code.mutate import OPERATORS
+
+        if names is not None and (not names or set(names) - set(OPERATORS)):
+            raise ValueError(f"unknown or no operators {sorted(set(names) - set(OPERATORS))}; choose among "
+                             f"{', '.join(sorted(OPERATORS))}")
+        return names
 
 
 def load_config(path: str | Path | None, overrides: dict | None = None) -> EvolveConfig:

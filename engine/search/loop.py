@@ -486,7 +486,7 @@ class Evolution:
 
     def _propose_structural(self, step: int, parents: list[str], rng: random.Random) -> str | None:
         genomes = [Genome.from_text(self.archive.get(p).source, name=self.archive.get(p).name) for p in parents]
-        names = sorted(OPERATORS)
+        names = sorted(self.config.operators or OPERATORS)
         rng.shuffle(names)
         for name in names:
             op = OPERATORS[name]
