@@ -44,6 +44,17 @@ by endpoint and counts those a cassette served (:data:`SPLIT_COUNTERS`): what a 
 upstream requests. Every exchange is recorded in the cassette (see :mod:`sandbox.cassette`), keyed by the
 sanitised body, so a replay sees the same keys; in ``replay`` mode no upstream is needed at all.
 
+Per upstream model, across sessions: ``BrokerConfig.requests_per_minute`` and ``tokens_per_minute`` (None:
+unlimited), the limits a remote API enforces, kept by :class:`sandbox.ratelimit.RateLimiter` for requests
+forwarded to an OpenAI-compatible endpoint (the host's embedder and the embedded local model have no quota).
+A request first takes a concurrency slot, then waits (it never fails) until it fits the limits, charged its
+reserved maximum cost and corrected to the reply's usage; the time it waited is the session's
+``rate_wait_ms`` (usage) and the first wait of a session is a ``rate_limited`` event. Every chat reply
+forwarded upstream is classified by :mod:`sandbox.model_health` (ok, empty, truncated, refused) into
+``Broker.health`` (per model, read by the host to stop a run) and the session's ``replies_*`` usage counters,
+the first bad reply of each kind being an event (``empty_reply``, ``truncated_reply``, ``refusal_reply``);
+cassette hits are not counted (they were when recorded).
+
     broker = Broker(BrokerConfig(chat_base_url="http://127.0.0.1:8080/v1", chat_model="gpt-4o-mini",
                                  cassette_dir=run_dir / "cassette"))
     session = broker.open_session("job-1", Budget(max_requests=200), client_uid=backend.uid)
@@ -71,6 +82,8 @@ from harness.models import DEFAULT_LOCAL_MODEL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TI
 from sandbox.broker_policy import Admitted, Policy, Refused, sanitise
 from sandbox.cassette import Cassette, CassetteMode, request_key
 from sandbox.errors import BrokerError
+from sandbox.model_health import KINDS, USAGE_KEYS, ModelHealth
+from sandbox.ratelimit import RateLimiter
 from sandbox.upstream import (
     LocalChat,
     LocalEmbeddings,
@@ -90,6 +103,10 @@ ENDPOINTS = ("/chat/completions", "/embeddings")
 #: ``cassette_`` ones) the part of those the cassette served (not paid again)
 SPLIT_COUNTERS = tuple(f"{source}{name}" for source in ("", "cassette_") for name in (
     "chat_requests", "chat_prompt_tokens", "chat_completion_tokens", "embed_requests", "embed_tokens"))
+#: session events for the first reply of each bad kind (:mod:`sandbox.model_health`)
+REPLY_EVENTS = {"empty": ("empty_reply", "an empty reply"),
+                "truncated": ("truncated_reply", "a reply cut at max_tokens (finish_reason=length)"),
+                "refused": ("refusal_reply", "a refusal")}
 
 
 @dataclass
@@ -119,6 +136,10 @@ class BrokerConfig:
     cassette_dir: Path | None = None
     cassette_mode: CassetteMode = "auto"
     max_concurrency: int = 4
+    requests_per_minute: int | None = None
+    """Requests per minute sent to each upstream model (an OpenAI-compatible endpoint); None: unlimited."""
+    tokens_per_minute: int | None = None
+    """Tokens per minute (reserved maximum, corrected to the reported usage) per upstream model; None: unlimited."""
     timeout: float = DEFAULT_TIMEOUT_S
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_base: float = 0.5
@@ -165,6 +186,12 @@ class Broker:
             embed_model=cfg.embed_model or getattr(local_embed, "model", None),
             max_completion_tokens=cfg.max_completion_tokens)
         self._slots = threading.BoundedSemaphore(cfg.max_concurrency)
+        try:
+            self.limiter = RateLimiter(cfg.requests_per_minute, cfg.tokens_per_minute)
+        except ValueError as exc:
+            raise BrokerError(f"invalid rate limit: {exc}") from exc
+        #: per model, the chat replies forwarded upstream by kind (ok, empty, truncated, refused)
+        self.health = ModelHealth()
         self._sessions: list[BrokerSession] = []
         self._lock = threading.Lock()
 
@@ -176,13 +203,25 @@ class Broker:
             self._sessions.append(session)
         return session
 
-    def forward(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+    def forward(self, endpoint: str, body: dict[str, Any], *, tokens: int = 0) -> Forwarded:
+        """Send ``body`` upstream under the concurrency cap and, for a remote endpoint, the rate limits
+        (``tokens``: the request's reserved maximum cost); a chat reply is counted in :attr:`health`."""
         upstream = self._upstreams.get(endpoint)
         if upstream is None:
             raise UpstreamUnavailable(f"the broker has no upstream for {endpoint}: configure one "
                                       "(--chat-base-url / --embed-base-url) or replay from a cassette")
+        model = str(body.get("model") or endpoint)
+        limited = self.limiter.enabled and isinstance(upstream, OpenAIUpstream)
         with self._slots:
-            return upstream.post(endpoint, body)
+            permit = self.limiter.acquire(model, tokens) if limited else None
+            reply: dict[str, Any] | None = None
+            try:
+                reply = upstream.post(endpoint, body)
+            finally:
+                if permit is not None:
+                    self.limiter.settle(permit, _used(reply))
+        kind = self.health.record(model, reply) if endpoint == "/chat/completions" else None
+        return Forwarded(reply, permit.waited_s if permit else 0.0, kind)
 
     def close(self) -> None:
         with self._lock:
@@ -202,6 +241,9 @@ class Broker:
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a job with more requests at once (concurrent episodes) would see a
+    # client with a timeout (non-blocking connect) fail with EAGAIN whenever the accept loop lags behind
+    request_queue_size = 128
     session: BrokerSession
 
 
@@ -261,6 +303,27 @@ def _error(message: str, code: str) -> dict[str, Any]:
     return {"error": {"message": f"alma broker: {message}", "type": code, "code": code}}
 
 
+@dataclass(frozen=True)
+class Forwarded:
+    """An upstream reply, how long it waited for the rate limits, and (chat) its kind in :attr:`Broker.health`."""
+
+    reply: dict[str, Any]
+    rate_wait_s: float = 0.0
+    kind: str | None = None
+
+
+def _used(reply: dict[str, Any] | None) -> int | None:
+    """The tokens a reply reports using, or None when it reports none."""
+    usage = reply.get("usage") if isinstance(reply, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    total = _tokens(usage.get("total_tokens"))
+    if total is not None:
+        return total
+    prompt = _tokens(usage.get("prompt_tokens"))
+    return None if prompt is None else prompt + (_tokens(usage.get("completion_tokens")) or 0)
+
+
 def _tokens(value: Any) -> int | None:
     """A token count from a reply's usage, or None when it is not a number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
@@ -280,6 +343,8 @@ class BrokerSession:
         #: the tokens above split by endpoint and by source (what a price table needs: embeddings are priced
         #: apart, and a reply served from the cassette was paid for once, when it was recorded)
         self.split: Counter[str] = Counter()
+        self.rate_wait_s = 0.0  # time this session's requests waited for the upstream's rate limits
+        self.replies: Counter[str] = Counter()  # chat replies forwarded upstream, by kind (sandbox.model_health)
         self.events: list[dict[str, Any]] = []
         self._clamped: set[str] = set()
         self._occurrences: Counter[str] = Counter()
@@ -321,7 +386,9 @@ class BrokerSession:
         with self._lock:
             return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
                     "completion_tokens": self.completion_tokens, "cassette_hits": self.cassette_hits,
-                    "refused": self.refused, **{k: self.split[k] for k in SPLIT_COUNTERS}}
+                    "refused": self.refused, **{k: self.split[k] for k in SPLIT_COUNTERS},
+                    "rate_wait_ms": round(self.rate_wait_s * 1000),
+                    **{USAGE_KEYS[k]: self.replies[k] for k in KINDS}}
 
     def _admit(self, cost: int) -> str | None:
         """Count the request and reserve its maximum cost, or say why the budget does not allow it."""
@@ -385,12 +452,12 @@ class BrokerSession:
             return 402, _error(f"{refused}; the job may not make more model requests", "budget_exceeded")
         status, reply, from_cassette = 500, _error("internal error", "broker_error"), False
         try:
-            status, reply, from_cassette = self._answer(endpoint, admitted.body)
+            status, reply, from_cassette = self._answer(endpoint, admitted.body, admitted.cost)
         finally:
             self._settle(admitted, reply if status == 200 else None, endpoint, from_cassette)
         return status, reply
 
-    def _answer(self, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], bool]:
+    def _answer(self, endpoint: str, body: dict[str, Any], cost: int = 0) -> tuple[int, dict[str, Any], bool]:
         """(HTTP status, JSON body, whether the cassette answered)."""
         cassette = self.broker.cassette
         key = request_key(endpoint, body)
@@ -408,7 +475,7 @@ class BrokerSession:
                 return 404, _error(f"replay: no recorded response for this {endpoint} request (key {key[:16]}, "
                                    f"occurrence {occurrence}); record the job first", "cassette_miss"), False
         try:
-            reply = self.broker.forward(endpoint, body)
+            forwarded = self.broker.forward(endpoint, body, tokens=cost)
         except UpstreamRejected as exc:
             return exc.status, (exc.body if isinstance(exc.body, dict) else _error(str(exc.body), "upstream")), False
         except UpstreamUnavailable as exc:
@@ -418,9 +485,28 @@ class BrokerSession:
             log.exception("broker session %s: %s failed", self.job_id, endpoint)
             self._event("broker_error", f"{type(exc).__name__}: {exc}")
             return 500, _error(f"internal error: {type(exc).__name__}", "broker_error"), False
+        reply = forwarded.reply
+        self._forwarded(forwarded, str(body.get("model")))
         if cassette is not None and cassette.writes:
             cassette.store(key, occurrence, endpoint, body, reply)
         return 200, reply, False
+
+    def _forwarded(self, forwarded: Forwarded, model: str) -> None:
+        """Count an upstream reply's rate-limit wait and kind; the first of each is an event."""
+        with self._lock:
+            first_wait = forwarded.rate_wait_s > 0 and self.rate_wait_s == 0
+            self.rate_wait_s += forwarded.rate_wait_s
+            first_kind = forwarded.kind in REPLY_EVENTS and not self.replies[forwarded.kind]
+            if forwarded.kind is not None:
+                self.replies[forwarded.kind] += 1
+        if first_wait:
+            self._event("rate_limited", f"model {model}: waited {forwarded.rate_wait_s:.2f} s for the upstream's "
+                                        f"rate limits ({self.broker.limiter.describe()}; the first wait of this "
+                                        "job, usage rate_wait_ms counts them all)")
+        if first_kind:
+            event, what = REPLY_EVENTS[forwarded.kind]
+            self._event(event, f"model {model}: {what} (the first of this job; usage {USAGE_KEYS[forwarded.kind]} "
+                               "counts them all)")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

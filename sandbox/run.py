@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-requests", type=int, default=Budget().max_requests, help="model requests per job")
     b.add_argument("--max-tokens", type=int, default=Budget().max_tokens, help="model tokens per job")
     b.add_argument("--max-concurrency", type=int, default=4, help="concurrent upstream requests")
+    b.add_argument("--requests-per-minute", type=int, metavar="N",
+                   help="requests per minute sent to the upstream model (the remote API's limit); requests wait, "
+                        "spread evenly; unlimited when left out")
+    b.add_argument("--tokens-per-minute", type=int, metavar="N",
+                   help="tokens per minute sent to the upstream model (each request's maximum, corrected to its "
+                        "reported usage); requests wait until they fit; unlimited when left out")
     b.add_argument("--api-key-env", default="OPENAI_API_KEY", help="host variable holding the upstream key")
     b.add_argument("--cassette", type=Path, help="cassette directory (recorded model responses)")
     b.add_argument("--cassette-mode", choices=MODES, default="auto",
@@ -75,7 +81,8 @@ def broker_config(args: argparse.Namespace) -> BrokerConfig:
                         chat_model=args.chat_model, embed_model=None if local else args.embed_model,
                         models=[args.chat_model], cassette_dir=args.cassette,
                         cassette_mode=args.cassette_mode if args.cassette else "off",
-                        max_concurrency=args.max_concurrency, threads=args.threads)
+                        max_concurrency=args.max_concurrency, requests_per_minute=args.requests_per_minute,
+                        tokens_per_minute=args.tokens_per_minute, threads=args.threads)
 
 
 def print_report(report: JobReport, quiet: bool) -> None:

@@ -1,8 +1,10 @@
 """A local OpenAI-compatible test server (the edge we do not own), driven by the real ``openai`` client.
 
 Serves ``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/models`` on a free loopback port. Replies are
-scripted per test: ``server.script_chat(fn)`` sets a function ``request_json -> reply text``; ``server.fail_next(n,
-status)`` makes the next n requests fail with that HTTP status (e.g. 429). Every request body is recorded.
+scripted per test: ``server.script_chat(fn)`` sets a function ``request_json -> reply text`` (or a dict
+``{"content": str | None, "finish_reason": str}``, for empty or truncated replies); ``server.fail_next(n,
+status)`` makes the next n requests fail with that HTTP status (e.g. 429); ``server.latency`` (seconds) delays
+every reply. Every request body is recorded with its arrival time (``time.monotonic()``, see ``arrivals()``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import math
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,7 +41,8 @@ class OpenAITestServer:
     def __init__(self, model: str = "test-model"):
         self.model = model
         self.requests: list[dict[str, Any]] = []
-        self.chat_fn: Callable[[dict[str, Any]], str] = default_chat
+        self.chat_fn: Callable[[dict[str, Any]], str | dict[str, Any]] = default_chat
+        self.latency = 0.0
         self._failures: list[int] = []
         self._lock = threading.Lock()
         server = self
@@ -67,20 +71,25 @@ class OpenAITestServer:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
-                    server.requests.append({"path": self.path, "body": body})
+                    server.requests.append({"path": self.path, "body": body, "t": time.monotonic()})
                     status = server._failures.pop(0) if server._failures else None
                 if status is not None:
                     self._send(status, {"error": {"message": f"injected {status}", "type": "test"}})
                     return
+                if server.latency:
+                    time.sleep(server.latency)
                 if self.path.endswith("/chat/completions"):
-                    text = server.chat_fn(body)
+                    scripted = server.chat_fn(body)
+                    reply = scripted if isinstance(scripted, dict) else {"content": scripted}
+                    text, finish = reply.get("content"), reply.get("finish_reason", "stop")
                     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+                    completion_tokens = len((text or "").split())
                     self._send(200, {
                         "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
-                        "choices": [{"index": 0, "finish_reason": "stop",
+                        "choices": [{"index": 0, "finish_reason": finish,
                                      "message": {"role": "assistant", "content": text}}],
-                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
-                                  "total_tokens": prompt_tokens + len(text.split())},
+                        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                  "total_tokens": prompt_tokens + completion_tokens},
                     })
                 elif self.path.endswith("/embeddings"):
                     inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
@@ -110,6 +119,10 @@ class OpenAITestServer:
 
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
+
+    def arrivals(self) -> list[float]:
+        """When each chat request arrived (``time.monotonic()``), in order."""
+        return [r["t"] for r in self.requests if r["path"].endswith("/chat/completions")]
 
     def __enter__(self) -> OpenAITestServer:
         self._thread.start()
