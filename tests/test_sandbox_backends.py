@@ -122,7 +122,9 @@ def test_memory_hog_is_oom(backend):
             blocks[-1][::4096] = b"x" * len(blocks[-1][::4096])
     """, memory_mb=96))
     assert r.outcome is Outcome.OOM, (r.exit_code, r.stderr[-500:])
-    assert r.hits.oom and {"kind": "limit", "event": "oom", "detail": ""} in r.events
+    # the detail is empty when the kernel's OOM kill ends the job first, and names the limit when the backend's
+    # watchdog sees the memory ceiling first: either way one oom limit event is recorded
+    assert r.hits.oom and any(e.get("kind") == "limit" and e.get("event") == "oom" for e in r.events), r.events
 
 
 def test_fork_bomb_is_pids_exhausted(backend):
