@@ -12,6 +12,11 @@ selected before. Defaults: ``tau = 0.5``, ``alpha = 0.5``. Other strategies:
 * ``greedy``: the highest reward, ties to fewer visits, then to the older design; uses no randomness.
 * ``novelty``: ``p_i = softmax((s_i + beta * n_i) / tau)`` with ``n_i`` the design's novelty divided by the
   largest novelty among the candidates (missing novelty: 0).
+* ``elite`` (noise-aware, with stepping stones): the *elite* are the candidates whose reward is within ``margin``
+  of the best (the run sets it to one fitness task, ``1 / (n_test * repeats)``: a difference the fitness suite
+  cannot tell from noise). ``1 - explore`` of the probability goes to the elite, each weighted
+  ``1 / (1 + visits_i)`` (so a neutral child next to the leader gets its turns instead of being starved), and
+  ``explore`` (default 0.1) is spread evenly over the rest.
 
 Candidates are the ``evaluated`` designs with a reward, except those audited ``hostile`` (and, optionally,
 ``suspicious``). :meth:`ParentSelector.select` draws ``k`` parents without replacement (with replacement only
@@ -33,7 +38,7 @@ from archive.errors import ArchiveError
 from archive.records import Design
 from archive.store import Archive
 
-STRATEGIES = ("softmax", "greedy", "novelty")
+STRATEGIES = ("softmax", "greedy", "novelty", "elite")
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:
@@ -64,6 +69,18 @@ def selection_probabilities(rewards: Sequence[float], visits: Sequence[int], *, 
     return softmax(logits, tau)
 
 
+def elite_probabilities(rewards: Sequence[float], visits: Sequence[int], *, margin: float,
+                        explore: float = 0.1) -> np.ndarray:
+    """The ``elite`` strategy's distribution (see the module docstring)."""
+    r = np.asarray(rewards, dtype=float)
+    elite = r >= r.max() - margin - 1e-9
+    weights = np.where(elite, 1.0 / (1.0 + np.asarray(visits, dtype=float)), 0.0)
+    p = (1.0 - explore) * weights / weights.sum() if (~elite).any() else weights / weights.sum()
+    if (~elite).any():
+        p = p + np.where(elite, 0.0, explore / (~elite).sum())
+    return p
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A design that may be selected, with the numbers selection uses."""
@@ -83,14 +100,19 @@ class ParentSelector:
 
     def __init__(self, strategy: str = "softmax", *, seed: int = 0, tau: float = 0.5, alpha: float = 0.5,
                  beta: float = 0.5, benchmark: str | None = None, split: str | None = None,
-                 exclude_suspicious: bool = False, name: str = "parents"):
+                 exclude_suspicious: bool = False, name: str = "parents", margin: float = 0.125,
+                 explore: float = 0.1):
         if strategy not in STRATEGIES:
             raise ArchiveError(f"unknown selection strategy {strategy!r}; choose one of "
                                f"{', '.join(STRATEGIES)}.")
         if not tau > 0 or alpha < 0 or beta < 0:
             raise ArchiveError(f"selection needs tau > 0, alpha >= 0, beta >= 0; got tau={tau}, "
                                f"alpha={alpha}, beta={beta}. Fix the selection settings in the run config.")
+        if margin < 0 or not 0 <= explore < 1:
+            raise ArchiveError(f"elite selection needs margin >= 0 and 0 <= explore < 1; got margin={margin}, "
+                               f"explore={explore}.")
         self.strategy, self.seed, self.tau, self.alpha, self.beta = strategy, seed, tau, alpha, beta
+        self.margin, self.explore = margin, explore
         self.benchmark, self.split, self.exclude_suspicious = benchmark, split, exclude_suspicious
         self.state_key = f"selector/{name}"
         self._rng = np.random.Generator(np.random.PCG64(seed))
@@ -145,6 +167,8 @@ class ParentSelector:
         if self.strategy == "greedy":
             best = min(range(len(candidates)), key=lambda i: (-rewards[i], visits[i], i))
             return np.eye(len(candidates))[best]
+        if self.strategy == "elite":
+            return elite_probabilities(rewards, visits, margin=self.margin, explore=self.explore)
         novelty = [c.novelty for c in candidates] if self.strategy == "novelty" else None
         return selection_probabilities(rewards, visits, tau=self.tau, alpha=self.alpha, novelty=novelty,
                                        beta=self.beta if self.strategy == "novelty" else 0.0)

@@ -35,7 +35,7 @@ SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds"
 
 @dataclass(frozen=True)
 class BestDesign:
-    """The run's best design: by fitness among those on the held-out table, else the archive's best on the
+    """The run's best design: the held-out table's pick (by fitness and validation), else the archive's best on the
     fitness split. ``score`` is its fitness score (None when it has none)."""
 
     id: str

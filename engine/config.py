@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.models import DEFAULT_LOCAL_MODEL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
 from harness.plugins import PluginName
@@ -35,6 +35,15 @@ class ModelConfig(BaseModel):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(1500, ge=16, le=32768)
     ctx: int = Field(16384, ge=1024, le=131072, description="context window of the embedded local model")
+    requests_per_minute: int | None = Field(None, ge=1, description="the endpoint's request limit for this model: "
+                                            "the task role's broker spreads its requests to stay under it (they "
+                                            "wait, never fail); none = unlimited")
+    tokens_per_minute: int | None = Field(None, ge=1, description="the endpoint's token limit for this model (each "
+                                          "request's maximum, corrected to its reported usage): the task role's "
+                                          "broker holds requests until they fit; none = unlimited")
+    max_concurrency: int | None = Field(None, ge=1, le=256, description="requests to this model in flight at once, "
+                                        "across every job the run's broker serves (task role); none: 1 for the "
+                                        "embedded model (queued here, not in its server), 16 for an endpoint")
 
 
 class EvalConfig(BaseModel):
@@ -59,8 +68,27 @@ class EvalConfig(BaseModel):
     heldout_seed: int = 1000
     heldout_n_test: int | None = Field(None, ge=1, description="test tasks of the held-out suite (default: n_test); "
                                                                 "more tasks narrow the held-out table's intervals")
+    validation_seed: int = Field(500, description="suite seed of the validation re-evaluation (a third fresh "
+                                                  "suite, neither the fitness suite nor the held-out one)")
+    validation_top: int = Field(5, ge=0, le=50, description="the best evolved designs by fitness re-evaluated on "
+                                "the validation suite before the final pick: the held-out table takes the best "
+                                "by fitness and validation pooled (0: by fitness alone)")
+    validation_n_test: int | None = Field(None, ge=1, description="test tasks of the validation suite (default: "
+                                                                  "heldout_n_test, else n_test)")
     seed: int = 0
     design_timeout_s: float = Field(600.0, gt=0)
+    episode_concurrency: int = Field(1, ge=1, le=64, description="deployment episodes played at once in batched "
+                                     "mode (ProtocolSpec.concurrency): with a remote task model the "
+                                     "latency-bound episodes overlap; collection and sequential "
+                                     "deployment stay one episode at a time")
+
+    @model_validator(mode="after")
+    def _three_suites(self) -> EvalConfig:
+        if self.validation_top and self.validation_seed in (self.seed, self.heldout_seed):
+            raise ValueError(f"validation_seed ({self.validation_seed}) must differ from the fitness suite's seed "
+                             f"({self.seed}) and the held-out suite's ({self.heldout_seed}): the validation "
+                             "suite has to be fresh")
+        return self
 
 
 class SandboxConfig(BaseModel):
@@ -88,7 +116,10 @@ class EvolveConfig(BaseModel):
         12.0, gt=0, description="no new step starts once seeding and steps have taken this many minutes "
                                 "(counted across resumes); the held-out table follows. The default keeps the "
                                 "offline default run near 20 minutes on 2 cores")
-    selection: Literal["softmax", "greedy", "novelty"] = "softmax"
+    selection: Literal["softmax", "greedy", "novelty", "elite"] = Field(
+        "greedy", description="parent selection (archive.selection): greedy (the best, ties to fewer visits; measured "
+                              "best in benchmarks/search_ablation.py), elite (within one fitness task of the "
+                              "best, by visits), softmax (the paper's rule) or novelty")
     tau: float = Field(0.5, gt=0)
     alpha: float = Field(0.5, ge=0)
     parents: int = Field(1, ge=1, le=4)

@@ -48,10 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=["local", "ray"], help="run evaluations here or on a Ray cluster")
     p.add_argument("--ray-address", help="Ray cluster address (head:port); with --executor ray")
     p.add_argument("--name", help="run id (default: a timestamp)")
-    p.add_argument("--selection", choices=["softmax", "greedy", "novelty"],
-                   help="parent selection (default from config: softmax, the paper's rule with a visit penalty)")
+    p.add_argument("--selection", choices=["softmax", "greedy", "novelty", "elite"],
+                   help="parent selection (default from config: greedy; softmax is the paper's rule with a visit "
+                        "penalty, elite keeps designs within one fitness task of the best selectable)")
     p.add_argument("--meta-share", type=float, help="share of steps proposed by the meta agent (default 0.25)")
     p.add_argument("--concurrency", type=int, help="evaluations in flight at once (default from config: 1)")
+    p.add_argument("--episode-concurrency", type=int,
+                   help="deployment episodes each evaluation plays at once in batched mode (default from "
+                        "config: 1; raise it for a remote task model)")
     p.add_argument("--no-eval-cache", dest="eval_cache", action="store_false", default=None,
                    help="evaluate every design afresh instead of reusing an identical evaluation's report")
     p.add_argument("--quiet", action="store_true", help="only the final table")
@@ -66,6 +70,7 @@ def overrides(args: argparse.Namespace) -> dict:
             "meta.base_url": args.meta_base_url, "meta.model": args.meta_model, "task.base_url": args.task_base_url,
             "task.model": args.task_model, "runs_dir": args.runs_dir, "executor": args.executor,
             "ray_address": args.ray_address, "concurrency": args.concurrency,
+            "eval.episode_concurrency": args.episode_concurrency,
             "selection": args.selection, "meta_share": args.meta_share, "eval_cache": args.eval_cache}
 
 

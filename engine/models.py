@@ -6,7 +6,8 @@ function per consumer that derives what that consumer needs from it:
   model name it sends and the broker socket's timeout, which covers every upstream attempt the broker makes,
   so the harness itself never retries (the broker does);
 * :func:`task_broker_config` -- the host broker that serves the task role (:class:`sandbox.broker.BrokerConfig`):
-  the one model it serves and sends upstream, its timeouts, retries and reply cap; live, or replaying a cassette.
+  the one model it serves and sends upstream, its timeouts, retries, reply cap and rate limits; live, or replaying
+  a cassette.
 """
 
 from __future__ import annotations
@@ -54,11 +55,13 @@ def task_broker_config(config: EvolveConfig, *, cassette_dir: Path | None, casse
         embed_model = None if local else ModelSpec().embed_model
     common = dict(chat_model=name, models=[name], embed_model=embed_model, cassette_dir=cassette_dir,
                   cassette_mode=cassette_mode, timeout=role.timeout, max_attempts=role.max_attempts,
-                  threads=role.threads, max_completion_tokens=max(1024, role.max_tokens))
+                  threads=role.threads, max_completion_tokens=max(1024, role.max_tokens),
+                  requests_per_minute=role.requests_per_minute, tokens_per_minute=role.tokens_per_minute)
     if cassette_mode == "replay":  # offline: no chat upstream, no key; a miss is an error inside the job
         return BrokerConfig(chat_base_url=None, local_chat_model=None, api_key_env="ALMA_REPLAY_NO_KEY",
                             local_embedder="minilm" if embedder == "minilm" else None, **common)
     url = base_url if base_url is not None else role.base_url
     # one request at a time to an embedded CPU model: queueing here, not in its server, avoids timeouts
     return BrokerConfig(chat_base_url=url, local_chat_model=role.local_model, api_key_env=role.api_key_env,
-                        local_embedder=local, max_concurrency=1 if url is None else 4, **common)
+                        local_embedder=local,
+                        max_concurrency=role.max_concurrency or (1 if url is None else 16), **common)

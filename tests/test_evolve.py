@@ -105,7 +105,9 @@ def test_meta_agent_fix_loop_repairs_a_broken_design_and_archives_both(tmp_path,
         assert "eval" in broken.source and "forbidden-call" in json.dumps(broken.findings)
         assert "eval" not in fixed.source and fixed.plan == "store solved action lists"
         assert fixed.analysis == "the parent forgets solutions" and fixed.parents
-        assert fixed.score_on("babaisai", "id") is not None and fixed.audit == "clean"
+        assert fixed.score_on("babaisai", "id") is not None and fixed.audit == "clean", \
+            (fixed.audit, fixed.audit_note,
+             [(e.status, e.outcome) for e in archive.evaluations(fixed.id)], proc.stderr[-2000:])
         took = [e.payload["seconds"] for e in archive.events("propose") if e.payload["operator"] == "meta_agent"]
         assert len(took) == 1 and took[0] > 0
         # as if meta steps took an hour here: with 30 minutes of budget left, the next step is structural
@@ -242,7 +244,7 @@ def test_evolve_on_ray_gives_the_results_of_a_local_run(tmp_path, openai_server)
 
 
 def test_child_names_stay_bounded_along_a_lineage():
-    from engine.search.loop import child_name
+    from engine.search.propose import child_name
 
     name = "trajectory_retrieval"
     for step, op in enumerate(["mutate:constants", "crossover", "swap:update", "mutate:constants"], 1):

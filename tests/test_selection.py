@@ -193,3 +193,26 @@ def test_draw_frequencies_follow_the_probabilities(tmp_path):
             counts[ids(selector.select(a, 1, step=step))[0]] += 1
         for design_id, prob in p.items():
             assert counts[design_id] / n == pytest.approx(prob, abs=4 * math.sqrt(prob * (1 - prob) / n))
+
+
+def test_elite_keeps_neutral_children_selectable_and_explores_the_rest(tmp_path):
+    from archive import elite_probabilities
+
+    with Archive.open(tmp_path) as a:
+        add_evaluated(a, "leader", 0.75, visits=3)
+        add_evaluated(a, "neutral", 0.625)  # one task of 8 below: within noise of the leader
+        add_evaluated(a, "worse", 0.25)
+        add_evaluated(a, "worst", 0.0)
+        selector = ParentSelector("elite", margin=0.125, explore=0.1)
+        p = selector.probabilities(a)
+        # the elite share 0.9 by 1/(1+visits): leader 1/4, neutral 1/1; the other two share 0.1
+        assert p["leader"] == pytest.approx(0.9 * 0.25 / 1.25)
+        assert p["neutral"] == pytest.approx(0.9 * 1.0 / 1.25)
+        assert p["worse"] == pytest.approx(0.05) and p["worst"] == pytest.approx(0.05)
+        assert sum(p.values()) == pytest.approx(1.0)
+        picks = ids(selector.select(a, 2, step=1))
+        assert len(set(picks)) == 2
+    # everyone within the margin: all probability to the elite, none lost to exploration
+    assert elite_probabilities([0.5, 0.5], [0, 1], margin=0.0).tolist() == pytest.approx([2 / 3, 1 / 3])
+    with pytest.raises(ArchiveError, match="margin"):
+        ParentSelector("elite", margin=-1)

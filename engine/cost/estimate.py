@@ -250,8 +250,8 @@ class Estimator:
         return child + self.proposal(conservative=conservative) if meta_steps(self.config, [step]) else child
 
     def heldout_reserve(self, *, conservative: bool = True, evolved: int | None = None) -> Charge:
-        """The held-out evaluations still to run: every seed's, and ``evolved`` (default: as many as the
-        table takes) new designs'."""
+        """The held-out evaluations still to run: every seed's, ``evolved`` (default: as many as the table takes)
+        new designs', and the validation re-evaluations before the final pick (``eval.validation_top``)."""
         out = Charge()
         for seed in self.seeds:
             out = out + self.heldout_evaluation(seed, conservative=conservative)
@@ -259,6 +259,9 @@ class Estimator:
         slots = min(HELDOUT_TOP, self.config.steps) if evolved is None else evolved
         for _ in range(max(0, slots - done_evolved)):
             out = out + self.heldout_evaluation(conservative=conservative)
+        validated = {e.design for e in self.ledger.entries if e.what == "evaluation" and e.split == "validation"}
+        for _ in range(max(0, min(self.config.eval.validation_top, self.config.steps) - len(validated))):
+            out = out + self.heldout_evaluation(conservative=conservative)  # validation suite: held-out size
         return out
 
     def run(self, steps_done: set[int] | None = None, budget_usd: float | None = None) -> RunEstimate:

@@ -41,6 +41,7 @@ from engine.cost.ledger import (
 from engine.cost.prices import PriceError, PriceTable, fmt_usd, load_prices
 
 HELDOUT = "heldout"  # engine.search.evaluator.HELDOUT (not imported: the loop imports this module)
+VALIDATION = "validation"  # engine.search.evaluator.VALIDATION: paid in the held-out phase
 
 
 def used_models(config: EvolveConfig) -> list[str]:
@@ -159,7 +160,7 @@ class CostGovernor:
         design = self.archive.get(design_id)
         restarted = ev.runs > 1
         charge = broker_charge(broker_usage, self.names, include_replayed=restarted)
-        phase = HELDOUT if split == HELDOUT else "seeding" if design.proposer == "seed" else "steps"
+        phase = HELDOUT if split in (HELDOUT, VALIDATION) else "seeding" if design.proposer == "seed" else "steps"
         record_cost(self.archive, charge, what="evaluation", step=design.step, phase=phase, design=design_id,
                     split=split, evaluation=evaluation_id, cached=cached, restarted=restarted)
 
@@ -293,7 +294,7 @@ class CostGovernor:
         if any(e.status == "done" for e in self.archive.evaluations(design_id, split=split)):
             return True
         est = self.estimator()
-        if split == HELDOUT:
+        if split in (HELDOUT, VALIDATION):
             this = est.heldout_evaluation(design_id, conservative=True)
             committed = est.heldout_evaluation(conservative=True).scaled(in_flight)
         else:
@@ -303,7 +304,7 @@ class CostGovernor:
         if not self._passes(spent + this + committed):
             return True
         design = self.archive.get(design_id)
-        seed = split != HELDOUT and design.proposer == "seed"
+        seed = split not in (HELDOUT, VALIDATION) and design.proposer == "seed"
         if seed:
             self.cut_seeds.append(design_id)
         self.log(f"{'seed' if seed else split} evaluation of {design.name} not started: ~{self._usd(this)} "

@@ -139,12 +139,13 @@ class Ledger:
         return out
 
     def evaluations(self, *, heldout: bool = False) -> dict[str, Charge]:
-        """What each design's evaluations paid (fitness split, or the held-out suite), summed per design; the
+        """What each design's evaluations paid (fitness split, or the held-out suite; the validation suite's, paid in
+        the held-out phase, in neither), summed per design; the
         evaluation cache's answers (nothing paid, nothing learnt about the price) left out."""
         out: dict[str, Charge] = {}
         for e in self.entries:
-            if e.what == "evaluation" and e.design and (e.phase == "heldout") == heldout \
-                    and "cached" not in e.flags:
+            if e.what == "evaluation" and e.design and "cached" not in e.flags \
+                    and (e.split == "heldout" if heldout else e.phase != "heldout"):
                 out[e.design] = out.get(e.design, Charge()) + e.charge
         return out
 

@@ -1,7 +1,8 @@
 """The evaluation cache: a finished evaluation is never computed twice, across runs and resumes.
 
 A sandbox job is fully described by its spec (the design's source, the benchmark, the protocol with its suite
-seed and sizes, the task agent, the model ids and their settings) and by the code that plays it (the harness:
+seed and sizes, the task agent, the model ids and their settings; not how many deployment episodes it plays at
+once, which changes its wall time only) and by the code that plays it (the harness:
 the task agents, environments and step limits; and the files of a plug-in benchmark or agent). The key is a sha256 over both, without the job's id; the value
 is the job's report as the host validated it. Only ``ok`` reports are kept: a timeout or a crash may not
 repeat, and the archive records those as they happened.
@@ -68,6 +69,11 @@ def cache_key(spec: JobSpec) -> str:
     code of its plug-ins."""
     data = spec.model_dump(mode="json")
     data.pop("job_id", None)
+    # how many deployment episodes run at once changes the wall time, not the result: each episode has its own
+    # agent (seeded by task and repeat) and env, and batched memory is frozen (tests/test_episode_concurrency.py;
+    # a design that writes in retrieve sees its calls in another order: one sample, as above). Written as 1,
+    # the keys of reports made before the engine could raise it stay valid
+    data["protocol"]["concurrency"] = 1
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{harness_hash()}\n{plugin_hash(spec)}\n{blob}".encode()).hexdigest()
 

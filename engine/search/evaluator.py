@@ -24,6 +24,9 @@ from sandbox.outcome import Outcome
 
 #: the archive's split label of the final held-out evaluation (a fresh suite: see EvalConfig.heldout_seed)
 HELDOUT = "heldout"
+#: the archive's split label of the re-evaluation of the best candidates on another fresh suite before the final
+#: pick (EvalConfig.validation_seed): the held-out suite is never used to choose
+VALIDATION = "validation"
 
 
 def artefact_dir(run_dir: Path, design_id: str, label: str) -> Path:
@@ -75,12 +78,14 @@ class Evaluator:
 
     def job_spec(self, genome: Genome, split: str, *, smoke: bool = False, tag: str = "") -> JobSpec:
         e = self.config.eval
-        heldout = split == HELDOUT
-        n_test = (e.heldout_n_test or e.n_test) if heldout else e.n_test
+        heldout, validation = split == HELDOUT, split == VALIDATION
+        n_test = ((e.heldout_n_test or e.n_test) if heldout
+                  else (e.validation_n_test or e.heldout_n_test or e.n_test) if validation else e.n_test)
         protocol = ProtocolSpec(n_train=1 if smoke else e.n_train, n_test=1 if smoke else n_test,
                                 repeats=1 if smoke else e.repeats, mode=e.mode,
-                                split=e.heldout_split if heldout else split,
-                                seed=e.heldout_seed if heldout else e.seed,
+                                split=e.heldout_split if heldout else e.split if validation else split,
+                                seed=e.heldout_seed if heldout else e.validation_seed if validation else e.seed,
+                                concurrency=e.episode_concurrency,
                                 design_call_timeout_s=e.design_timeout_s, step_limit=10 if smoke else None)
         return JobSpec(
             job_id=f"{genome.id}-{split}{'-smoke' if smoke else ''}{tag}",

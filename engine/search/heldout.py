@@ -1,14 +1,16 @@
 """The held-out table as data: ``runs/<id>/heldout.json``, with paired bootstrap intervals over tasks.
 
 Written by :meth:`engine.search.loop.Evolution.heldout_phase`; printed by :mod:`engine.search.heldout_table` and
-shown in the report. ``best_evolved`` is the evolved design with the best *fitness* score among those evaluated
-on the held-out suite (chosen without looking at its held-out result, so its held-out figure is unbiased); its
+shown in the report. ``best_evolved`` is the evolved design with the best *selection* score among those evaluated
+on the held-out suite: its fitness and validation-suite results pooled (``picked_by: "fitness+validation"``, each
+such row has its ``selection_score``), or its fitness score alone when validation is off (``eval.validation_top =
+0``); chosen without looking at its held-out result, so its held-out figure is unbiased. Its
 differences to the best baseline (the seed with the best held-out score, ``no_memory`` excluded) and to
 ``no_memory`` are paired over the held-out tasks both played, with a 95% bootstrap interval::
 
     {"benchmark", "split", "suite_seed", "n_tasks",
      "designs": [{"id", "name", "kind": "seed"|"evolved", "score", "stderr"}],
-     "best_evolved": {"id", "name", "score", "vs_best_baseline": {"baseline", "diff", "ci95": [lo, hi]},
+     "best_evolved": {"id", "name", "score", "picked_by", "vs_best_baseline": {"baseline", "diff", "ci95": [lo, hi]},
                       "vs_no_memory": {"diff", "ci95": [lo, hi]}} | null,
      "verdict": "one line a person reads"}
 
@@ -45,9 +47,11 @@ def paired_bootstrap(a: dict[str, float], b: dict[str, float], *, samples: int =
     return round(sum(diffs) / len(diffs), 6), [round(lo, 6), round(hi, 6)]
 
 
-def heldout_document(config, designs: list, successes: dict[str, dict[str, float]], split_label: str) -> dict:
+def heldout_document(config, designs: list, successes: dict[str, dict[str, float]], split_label: str,
+                     rank: dict[str, float] | None = None) -> dict:
     """Build the document from the held-out designs (archive records, seeds first) and each one's per-task
-    successes on the held-out split."""
+    successes on the held-out split. ``rank``: the evolved designs' selection score (fitness and validation
+    pooled, :meth:`engine.search.loop.Evolution.heldout_phase`); None: their fitness score."""
     c = config.eval
     rows = []
     for d in designs:
@@ -61,11 +65,18 @@ def heldout_document(config, designs: list, successes: dict[str, dict[str, float
     best_baseline = max(baselines, key=lambda r: r["score"], default=None)
     fitness = {d.id: d.score_on(c.benchmark, c.split) for d in designs}
     evolved = [r for r in rows if r["kind"] == "evolved" and r["id"] in scored]
-    evolved.sort(key=lambda r: -(fitness[r["id"]].score if fitness[r["id"]] else -1.0))
+    if rank is not None:
+        for r in rows:
+            if r["id"] in rank:
+                r["selection_score"] = round(rank[r["id"]], 6)
+        evolved.sort(key=lambda r: -rank.get(r["id"], -1.0))
+    else:
+        evolved.sort(key=lambda r: -(fitness[r["id"]].score if fitness[r["id"]] else -1.0))
     best = None
     if evolved:
         e = evolved[0]
-        best = {"id": e["id"], "name": e["name"], "score": e["score"]}
+        best = {"id": e["id"], "name": e["name"], "score": e["score"],
+                "picked_by": "fitness+validation" if rank is not None else "fitness"}
         if best_baseline is not None:
             diff, ci = paired_bootstrap(successes[e["id"]], successes[best_baseline["id"]])
             best["vs_best_baseline"] = {"baseline": best_baseline["name"], "diff": diff, "ci95": ci}

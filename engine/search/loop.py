@@ -13,8 +13,6 @@ evaluations left ``running`` (those that were in flight) are re-run once each, o
 
 from __future__ import annotations
 
-import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,36 +24,18 @@ from engine.audit.static import static_audit
 from engine.audit.verdict import full_verdict
 from engine.code.descriptors import code_vector
 from engine.code.genome import Genome
-from engine.code.mutate import OPERATORS
 from engine.code.validate import validate
 from engine.config import EvolveConfig
 from engine.cost.governor import CostGovernor
 from engine.search.evalcache import EvalCache
-from engine.search.evaluator import HELDOUT, Evaluator
+from engine.search.evaluator import HELDOUT, VALIDATION, Evaluator
 from engine.search.heldout import heldout_document, write_heldout
 from engine.search.inflight import Flight, InFlight
-from engine.search.logs import load_result, summarise_result
 from engine.search.meta_agent import MetaAgent
+from engine.search.propose import EngineError, NeedsResults, Proposing
 from harness.agents.prompts import memory_notes
-from harness.errors import ModelError
-from harness.protocol import stable_seed
+from sandbox import model_health
 from sandbox.outcome import Outcome
-
-
-def child_name(parent: str, operator: str, step: int, attempt: int | None = None) -> str:
-    """A child's display name: its lineage's seed, the operator and the step (``trajectory_retrieval~mutate:
-    constants@28``; a meta attempt adds ``.i``). Bounded, unlike a chain of every ancestor's operator; the
-    archive keeps the lineage itself (parent ids)."""
-    root = re.split(r"[~+>]", parent, maxsplit=1)[0]
-    return f"{root}~{operator}@{step}" + (f".{attempt}" if attempt is not None else "")
-
-
-class EngineError(Exception):
-    """The run cannot go on (bad seeds, broken infrastructure); the message says what to do."""
-
-
-class NeedsResults(Exception):
-    """A proposal needs the result of an evaluation still in flight (no design can be a parent yet)."""
 
 
 def load_seeds(seeds_dir: Path) -> list[Genome]:
@@ -113,7 +93,7 @@ class _LazyChat:
         return self.models.chat.chat(*args, **kwargs)
 
 
-class Evolution:
+class Evolution(Proposing):
     def __init__(self, config: EvolveConfig, run_dir: Path, archive: Archive, evaluator: Evaluator, meta_models,
                  log: Callable[[str], None] = print, jobs=None):
         self.config, self.run_dir, self.archive, self.evaluator = config, Path(run_dir), archive, evaluator
@@ -130,6 +110,9 @@ class Evolution:
         self.log = log
         #: money: what the run spends (the archive's ``cost`` events), its estimate and ``budget_usd``
         self.cost = CostGovernor(config, archive, evaluator=evaluator, meta_models=meta_models, log=log)
+        #: the task model's replies by kind (ok, empty, truncated, refused), from every evaluation's broker usage
+        #: (local or Ray): a model that answers nonsense stops the run instead of being scored
+        self.health = model_health.ModelHealth()
         #: time.monotonic() after which the meta agent starts no further fix round (the run's time budget)
         self.deadline: float | None = None
         #: the run's clock (set by :meth:`run` / :meth:`steps`); saved whenever a step is archived
@@ -139,7 +122,8 @@ class Evolution:
                               temperature=c.meta.temperature, max_tokens=c.meta.max_tokens, edit_mode=c.meta_edit,
                               agent_notes=memory_notes(c.eval.agent))
         self.selector = ParentSelector(c.selection, seed=c.seed, tau=c.tau, alpha=c.alpha,
-                                       benchmark=c.eval.benchmark, split=c.eval.split, exclude_suspicious=False)
+                                       benchmark=c.eval.benchmark, split=c.eval.split, exclude_suspicious=False,
+                                       margin=1.0 / (c.eval.n_test * c.eval.repeats))
         self.selector.restore(archive)
 
     # ------------------------------------------------------------------ evaluation
@@ -231,6 +215,10 @@ class Evolution:
                                         cached=done.where == "cache")
             if flight.step is not None:
                 self.archive.record_event("step_done", {"design": design.id}, step=flight.step)
+        self.health.add_usage(self.config.task.model, report.broker_usage or {})
+        if broken := model_health.check(self.health):
+            raise EngineError(f"{broken}. The run stopped before scoring more of it; fix the task model (endpoint, "
+                              f"model name, max_tokens), then resume with --resume {self.run_dir}")
         if flight.role == "seed":
             self.log(f"seed {design.name:22} {self._score_text(design.id)}")
         if flight.step is not None:
@@ -375,19 +363,35 @@ class Evolution:
         self.log(f"step {step}/{c.steps}: " + (f"{self.archive.get(child).name}: {self._score_text(child)}"
                                                if child else "nothing new")
                  + f" | best {best_text} | archive {self.archive.count()} | tokens {self.tokens_used()}{minutes}"
-                 + self.cost.progress())
+                 + self.cost.progress() + self._health_text())
         if self.clock:
             self.clock.save()
         self.refresh_report()
 
     def heldout_phase(self, top: int = 3) -> list:
-        """Evaluate every seed and the ``top`` best evolved designs (never a hostile one) on the held-out suite,
-        once each (up to ``concurrency`` at once), and write ``heldout.json`` (:mod:`engine.search.heldout`);
-        returns their archive records, seeds first."""
+        """The final pick and the held-out table. First the ``eval.validation_top`` best evolved designs by
+        fitness (never a hostile one) are re-evaluated on a fresh validation suite and ranked by their fitness
+        and validation results pooled over tasks, so a design that was lucky on the fitness suite does not count
+        as best; then every seed and the ``top`` best of that ranking are evaluated on the held-out suite, once
+        each (up to ``concurrency`` at once), and ``heldout.json`` is written (:mod:`engine.search.heldout`).
+        Returns their archive records, seeds first."""
         c = self.config.eval
         seeds = [d for d in self.archive.designs() if d.proposer == "seed"]
         evolved = [d for d in self.archive.best(len(self.archive.designs()), benchmark=c.benchmark, split=c.split)
-                   if d.proposer != "seed" and d.audit != "hostile"][:top]
+                   if d.proposer != "seed" and d.audit != "hostile"
+                   and self.archive.get(d.id).status in ("evaluated", "failed")]
+        rank = None
+        if c.validation_top and evolved:
+            pool = evolved[:max(c.validation_top, top)]
+            for d in pool:
+                if self._admit(d.id, VALIDATION):
+                    self.submit(d.id, VALIDATION)
+            self.drain()
+            rank = {d.id: self._pooled(d.id) for d in pool}
+            evolved = sorted(pool, key=lambda d: -rank[d.id])
+            self.log("validation: " + ", ".join(f"{self.archive.get(i).name} {v:.3f}" for i, v in
+                                                 sorted(rank.items(), key=lambda kv: -kv[1])[:top]))
+        evolved = evolved[:top]
         for d in seeds + evolved:
             if self.archive.get(d.id).status in ("evaluated", "failed"):
                 if self._admit(d.id, HELDOUT):
@@ -400,9 +404,19 @@ class Evolution:
                     if e.status == "done" and e.successes]
             if done:
                 successes[d.id] = done[-1].successes
-        write_heldout(self.run_dir,
-                      self.cost.annotate_heldout(heldout_document(self.config, designs, successes, HELDOUT)))
+        doc = heldout_document(self.config, designs, successes, HELDOUT, rank=rank)
+        write_heldout(self.run_dir, self.cost.annotate_heldout(doc))
         return designs
+
+    def _pooled(self, design_id: str) -> float:
+        """A design's success rate over its fitness and validation tasks together (a failed or missing
+        validation evaluation counts its tasks as failures)."""
+        c, design = self.config.eval, self.archive.get(design_id)
+        fit, val = design.score_on(c.benchmark, c.split), design.score_on(c.benchmark, VALIDATION)
+        n_fit = len(fit.successes or {}) if fit else 0
+        n_val = (c.validation_n_test or c.heldout_n_test or c.n_test) * c.repeats
+        wins = (fit.score * n_fit if fit else 0.0) + (val.score * n_val if val else 0.0)
+        return wins / max(1, n_fit + n_val)
 
     def refresh_report(self) -> Path | None:
         """Rewrite runs/<id>/report.html; a report problem is logged, never fatal to the run."""
@@ -415,6 +429,12 @@ class Evolution:
             return None
 
     # ------------------------------------------------------------------ steps
+    def _health_text(self) -> str:
+        """`` | task replies: 3 empty, 1 truncated`` once the task model gave a bad reply, else nothing."""
+        bad = [f"{n} {kind}" for counts in self.health.counts().values() for kind, n in counts.items()
+               if kind != "ok" and n]
+        return f" | task replies: {', '.join(bad)}" if bad else ""
+
     def steps_done(self) -> int:
         return len(self.archive.events("step_done"))
 
@@ -450,127 +470,3 @@ class Evolution:
         if pending:  # archived by an older engine that recorded the proposal apart from its design
             return pending[-1].id, True
         return None, False
-
-    def _parents(self, step: int) -> list[str]:
-        recorded = self.archive.events("select", step=step)
-        if recorded:
-            return list(recorded[-1].payload["selected"])
-        k = max(2, self.config.parents)
-        k = min(k, len(self.selector.candidates(self.archive)))
-        if k == 0 and len(self.flights):
-            raise NeedsResults(f"step {step} waits for an evaluation in flight: no design can be a parent yet")
-        if k == 0:
-            raise EngineError(f"no design in {self.run_dir} can be a parent: none was evaluated successfully "
-                              "(see the seeds' evaluations under evals/ and their status in the archive)")
-        return [d.id for d in self.selector.select(self.archive, k=k, step=step)]
-
-    def _propose(self, step: int) -> str | None:
-        parents = self._parents(step)
-        rng = random.Random(stable_seed(self.config.seed, "propose", step))
-        use_meta = rng.random() < self.config.meta_share
-        started = time.monotonic()
-        expected = self._meta_seconds()
-        if use_meta and self.deadline is not None and expected and started + expected > self.deadline:
-            self.log(f"step {step}: a meta-agent step takes ~{expected / 60:.1f} min here, more than the time "
-                     "budget has left; using a structural operator")
-            self.archive.record_event("meta_skipped", {"expected_s": round(expected, 1)}, step=step)
-            use_meta = False
-        if use_meta:
-            try:
-                return self._propose_meta(step, parents[0], started)
-            except ModelError as exc:
-                self.cost.flush_pending()  # what it spent before the error stays on the ledger
-                self.log(f"step {step}: meta model unavailable ({str(exc)[:200]}); using a structural operator")
-                self.archive.record_event("meta_error", {"error": str(exc)[:2000]}, step=step)
-        return self._propose_structural(step, parents, rng)
-
-    def _propose_structural(self, step: int, parents: list[str], rng: random.Random) -> str | None:
-        genomes = [Genome.from_text(self.archive.get(p).source, name=self.archive.get(p).name) for p in parents]
-        names = sorted(self.config.operators or OPERATORS)
-        rng.shuffle(names)
-        for name in names:
-            op = OPERATORS[name]
-            if op.arity > len(genomes):
-                continue
-            child = op(genomes[: op.arity], rng)
-            if child is None or child.id in self.archive:
-                continue
-            used = list(parents[: op.arity])
-            with self.archive.transaction():  # the design and its proposal together: a resume finds both
-                self.archive.add_design(child.id, child.source, proposer=name, parents=used, step=step,
-                                        name=child_name(genomes[0].name, name, step),
-                                        code_vector=code_vector(child.source))
-                self.archive.record_event("propose", {"design": child.id, "operator": name, "parents": used},
-                                          step=step)
-            return child.id
-        self.archive.record_event("propose", {"design": None, "operator": "none-applicable"}, step=step)
-        return None
-
-    def _propose_meta(self, step: int, parent_id: str, started: float) -> str | None:
-        parent = self.archive.get(parent_id)
-        genome = Genome.from_text(parent.source, name=parent.name)
-        result = None
-        for path in parent.artefacts:
-            candidate = load_result(Path(path) / "result.json")
-            if candidate is not None:
-                result = candidate
-        s = parent.score_on(self.config.eval.benchmark, self.config.eval.split)
-        base = self.archive.get(self.archive.baseline).score_on(self.config.eval.benchmark, self.config.eval.split)
-        before = self.meta_models.meter.total_tokens()
-        verify = self.cost.metered_verify(self.evaluator.smoke_error if self.config.smoke_test else None)
-        self.cost.begin_proposal(step)
-        proposal = self.meta.propose(genome, score=s.score if s else None, baseline=base.score if base else None,
-                                     benchmark=self.config.eval.benchmark,
-                                     logs=summarise_result(result, rng=random.Random(step)),
-                                     example=self._improvement_example(parent), verify=verify,
-                                     deadline=self.deadline, stop=self.cost.meta_should_stop)
-        tokens = self.meta_models.meter.total_tokens() - before
-        with self.archive.transaction():  # the whole proposal at once: a resume finds all of it or none
-            design = self._archive_proposal(step, parent, proposal, tokens, started)
-            self.cost.end_proposal(design)
-            return design
-
-    def _archive_proposal(self, step: int, parent, proposal, tokens: int, started: float) -> str | None:
-        """Archive a meta-agent proposal (its tokens, every attempt, the ``propose`` event); returns the id of
-        its valid design, if any."""
-        self._add_tokens(tokens)
-        final_id = None
-        for i, attempt in enumerate(proposal.attempts):
-            if attempt.genome is None or attempt.genome.id in self.archive:
-                continue
-            g = attempt.genome
-            self.archive.add_design(g.id, g.source, proposer="meta_agent", parents=[parent.id], step=step,
-                                    name=child_name(parent.name, "meta", step, i), analysis=proposal.analysis,
-                                    plan=proposal.plan, code_vector=code_vector(g.source),
-                                    tokens={self.config.meta.model: {"total_tokens": tokens}} if i == 0 else None,
-                                    wall_s=time.monotonic() - started if i == 0 else 0.0)
-            if attempt.ok:
-                final_id = g.id
-            else:
-                if attempt.report is not None:
-                    self.archive.set_findings(g.id, [f.__dict__ for f in attempt.report.findings])
-                self.archive.set_status(g.id, "invalid", attempt.problems()[:1000])
-        # replies that gave no design at all (unparsable, unmergeable) are kept here, for the person reading
-        unusable = [{"attempt": i, "problem": a.problems()[:500], "reply": a.reply[:2000]}
-                    for i, a in enumerate(proposal.attempts) if a.genome is None]
-        self.archive.record_event("propose", {"design": final_id, "operator": "meta_agent",
-                                              "attempts": len(proposal.attempts), "unusable": unusable,
-                                              "seconds": round(time.monotonic() - started, 1)}, step=step)
-        return final_id
-
-    def _meta_seconds(self) -> float | None:
-        """The median duration of this run's earlier meta-agent proposals (None before the first)."""
-        took = sorted(e.payload["seconds"] for e in self.archive.events("propose")
-                      if e.payload.get("operator") == "meta_agent" and "seconds" in e.payload)
-        return took[len(took) // 2] if took else None
-
-    def _improvement_example(self, parent) -> str:
-        if not parent.parents:
-            return ""
-        grand = self.archive.get(parent.parents[0])
-        b, sp = self.config.eval.benchmark, self.config.eval.split
-        ps, gs = parent.score_on(b, sp), grand.score_on(b, sp)
-        if ps is None or gs is None:
-            return ""
-        return (f"## Example of an earlier change (its parent scored {gs.score:.3f}, the change scored "
-                f"{ps.score:.3f})\nPlan that was applied: {parent.plan or parent.proposer}")
