@@ -42,6 +42,8 @@ STDERR_LIMIT = 64 * 1024
 BACKGROUND_CPU_S = 0.5
 #: how long an idle worker with a running thread is watched (half a core over this window counts as working)
 IDLE_SAMPLE_S = 0.1
+#: thread-pool sizes of the math libraries a design may import, pinned to one in the worker
+WORKER_SINGLE_THREAD = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 #: free bytes under which the scratch file system counts as filled
 SCRATCH_FULL_BYTES = 1024 * 1024
 #: the worker's interpreter flags: no unsafe path (cwd, script dir) on sys.path, no user site-packages
@@ -105,6 +107,9 @@ class IsolatedDesign:
         env = {k: v for k, v in os.environ.items() if not _secret(k) and k != "ALMA_DESIGN_UID"}
         env["ALMA_WORKER_FDS"] = f"{to_child_r},{from_child_w}"
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+        # one math thread: numpy's pre-import would otherwise start OpenBLAS/OpenMP helper threads, which spin for
+        # a while after they start or finish work and so read as a design working between calls (background_cpu)
+        env.update({name: "1" for name in WORKER_SINGLE_THREAD})
         if self.uid is not None:
             env["ALMA_WORKER_OWN_UID"] = "1"
         fd = self.output.attach()
