@@ -238,9 +238,9 @@ class LatencyServer:
                     return
                 if record.outcome == "timeout":  # hold the request past the client's timeout, answer nothing
                     record.prompt_tokens = record.completion_tokens = 0
+                    server._keep(record)  # kept now: the client's retry may finish the run before the hang ends
                     time.sleep(server.hang_s)
                     record.finished = time.monotonic()
-                    server._keep(record)
                     self.close_connection = True
                     return
                 with server._slots:
