@@ -96,6 +96,8 @@ class EpisodeRecord(BaseModel):
     retrieved: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
     actions: list[str] = Field(default_factory=list)
+    unparsed: int = Field(0, ge=0, description="the agent's model replies that named no admissible action "
+                                               "(an agent's ``unparsed`` counter; 0 for agents without a model)")
     retrieve_s: float = 0.0
     update_s: float = 0.0
     wall_s: float = 0.0

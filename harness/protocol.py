@@ -49,6 +49,13 @@ def stable_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "big")
 
 
+def agent_unparsed(agent) -> int:
+    """The agent's count of model replies that named no admissible action (its ``unparsed`` attribute, as the
+    LLM agent keeps it; 0 when it has none or it is not a count)."""
+    n = getattr(agent, "unparsed", 0)
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0
+
+
 def play_episode(env: TextEnv, agent, spec: TaskSpec, first, memory: str, step_limit: int) -> Episode:
     """Play one episode from an already reset env. ``first`` is the reset Observation."""
     agent.begin(first.goal, first.text, memory)
@@ -143,6 +150,7 @@ class ProtocolRun:
             rec.won, rec.steps, rec.progress, rec.reward = episode.won, len(episode.steps), episode.progress, \
                 episode.reward
             rec.actions = episode.actions
+            rec.unparsed = agent_unparsed(agent)
             if learn:
                 t1 = time.monotonic()
                 try:

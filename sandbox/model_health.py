@@ -15,6 +15,10 @@ replay has no model to judge) into exactly one of:
 ``ok``
   anything else.
 
+Apart from those kinds, a reply can be fine to the broker and still useless to the agent: the host adds, per
+model, how many of the task agent's replies named no admissible action (:meth:`ModelHealth.add_parsing`, from the
+episodes' ``unparsed`` counts), and the same threshold stops a run whose replies repeatedly fail to parse.
+
 :class:`ModelHealth` keeps the counts (thread-safe); :meth:`ModelHealth.verdict` (and :func:`check`, what the
 evolve loop calls after each evaluation) turns them into a message once enough replies are bad, e.g.
 ``model m: 14 of 20 replies were empty (70%) — check the endpoint / model name``.
@@ -88,6 +92,7 @@ class ModelHealth:
     def __init__(self, refusals: Iterable[str] | None = None):
         self.refusals = tuple(_normal(p) for p in refusals) if refusals is not None else load_refusals()
         self._counts: dict[str, Counter[str]] = {}
+        self._parsing: dict[str, Counter[str]] = {}  # model -> {"actions": n, "unparsed": n}
         self._lock = threading.Lock()
 
     def record(self, model: str, reply: Any) -> str:
@@ -110,6 +115,21 @@ class ModelHealth:
         """Add the reply counts of a broker session's usage (``replies_*``; e.g. a report from a Ray worker)."""
         self.add(model, {k: int(usage.get(key) or 0) for k, key in USAGE_KEYS.items()})
 
+    def add_parsing(self, model: str, actions: int, unparsed: int) -> None:
+        """Add ``actions`` agent steps taken on ``model``'s replies, ``unparsed`` of which named no admissible
+        action (``0 <= unparsed <= actions``)."""
+        if not 0 <= unparsed <= actions:
+            raise ValueError(f"need 0 <= unparsed <= actions, got unparsed={unparsed!r}, actions={actions!r}")
+        with self._lock:
+            mine = self._parsing.setdefault(model, Counter(actions=0, unparsed=0))
+            mine["actions"] += int(actions)
+            mine["unparsed"] += int(unparsed)
+
+    def parsing(self) -> dict[str, dict[str, int]]:
+        """Model -> {"actions", "unparsed"}: agent steps on the model's replies, and those that named no action."""
+        with self._lock:
+            return {m: dict(c) for m, c in self._parsing.items()}
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Model -> kind -> replies."""
         with self._lock:
@@ -126,7 +146,7 @@ class ModelHealth:
 
     def verdict(self, threshold: float = 0.5, min_requests: int = 10) -> str | None:
         """None while every model with at least ``min_requests`` replies has less than ``threshold`` of them
-        bad; else one message per failing model (joined by ``"; "``): the kind past the threshold, or all bad
+        bad (and, with as many agent steps, less than ``threshold`` unparsed); else one message per failing model (joined by ``"; "``): the kind past the threshold, or all bad
         kinds together when none is alone, with a hint of what to check."""
         if not 0 < threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
@@ -147,7 +167,23 @@ class ModelHealth:
                 messages.append(f"model {model}: {bad} of {total} replies were empty, truncated or refusals "
                                 f"({bad / total:.0%}: {parts}) — check the endpoint / model name, max_tokens "
                                 "and the prompt")
+        for model, c in sorted(self.parsing().items()):
+            if c["actions"] >= min_requests and c["unparsed"] / c["actions"] >= threshold:
+                messages.append(f"model {model}: {c['unparsed']} of {c['actions']} replies named no admissible "
+                                f"action ({c['unparsed'] / c['actions']:.0%}) — the reply format does not parse: "
+                                "check the model and the agent's prompt")
         return "; ".join(messages) or None
+
+
+def parsed_steps(episodes: Iterable[Any]) -> tuple[int, int] | None:
+    """``(actions, unparsed)`` over an evaluation's episode records (each with ``steps`` and ``unparsed``; an
+    episode's unparsed count is capped at its steps), or None when no episode took a step."""
+    actions = unparsed = 0
+    for episode in episodes:
+        steps = max(0, int(episode.steps))
+        actions += steps
+        unparsed += min(steps, max(0, int(getattr(episode, "unparsed", 0) or 0)))
+    return (actions, unparsed) if actions else None
 
 
 def check(health: ModelHealth | None, threshold: float = 0.5, min_requests: int = 10) -> str | None:

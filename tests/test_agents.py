@@ -82,7 +82,7 @@ def test_llm_agent_prompt_mapping_tokens_and_retry(openai_server):
     assert agent.act("You are in a hall.", ACTIONS) == "go west"
     assert agent.act("A small room with a wooden chest.", ACTIONS) == "open wooden chest"
     assert agent.act("The chest is open.", ACTIONS) in ACTIONS
-    assert agent.unmapped == 2
+    assert agent.unmapped == 2 and agent.unparsed == 1  # "garbage!!!" named no action; the sentence did
     requests = openai_server.chat_requests()
     assert len(requests) == 4  # one 429 retried
     prompt = requests[-1]["messages"][-1]["content"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.jobspec import EpisodeRecord
 from harness.models.chat import ChatClient
 from sandbox.broker import Broker, BrokerConfig
-from sandbox.model_health import KINDS, ModelHealth, check, classify, load_refusals
+from sandbox.model_health import KINDS, ModelHealth, check, classify, load_refusals, parsed_steps
 
 
 def reply(content, finish_reason: str = "stop") -> dict:
@@ -132,3 +133,23 @@ def test_the_verdict_appears_past_the_threshold_through_the_broker(openai_server
         assert check(broker.health, 0.5, 5) == ("the model replies look broken: model test-model: 4 of 5 replies "
                                                 "were empty (80%) — check the endpoint / model name")
         assert session.usage()["replies_empty"] == 4 and session.usage()["replies_ok"] == 1
+
+
+def test_replies_that_name_no_action_are_judged_apart_from_the_reply_kinds():
+    health = ModelHealth()
+    for _ in range(20):
+        health.record("m", reply("I would rather think first."))  # fine to the broker: ok
+    episodes = [EpisodeRecord(task_id="a", phase="collect", split="train", won=False, steps=12, unparsed=9),
+                EpisodeRecord(task_id="b", phase="deploy", split="test", won=True, steps=4, unparsed=0),
+                EpisodeRecord(task_id="c", phase="deploy", split="test", won=False, steps=0)]
+    assert parsed_steps(episodes) == (16, 9) and parsed_steps(episodes[2:]) is None
+    health.add_parsing("m", *parsed_steps(episodes))
+    assert health.parsing() == {"m": {"actions": 16, "unparsed": 9}}
+    assert health.verdict(0.5, 10) == ("model m: 9 of 16 replies named no admissible action (56%) — the reply "
+                                       "format does not parse: check the model and the agent's prompt")
+    assert health.verdict(0.6, 10) is None and health.verdict(0.5, 17) is None
+    capped = EpisodeRecord(task_id="d", phase="deploy", split="test", won=False, steps=3)
+    capped.unparsed = 7  # a plug-in agent's count past its steps is capped at them
+    assert parsed_steps([capped]) == (3, 3)
+    with pytest.raises(ValueError, match="unparsed <= actions"):
+        health.add_parsing("m", 2, 3)

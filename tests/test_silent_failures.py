@@ -1,4 +1,4 @@
-"""Silent failures are loud: a task model that answers nothing stops the run with a clear message instead of
+"""Silent failures are loud: a task model that answers nothing (or nothing that parses) stops the run with a clear message instead of
 being scored (engine.search.loop + sandbox.model_health), and what was archived before stays."""
 
 from __future__ import annotations
@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+
+import pytest
 
 from archive import Archive
 from tests.conftest import REPO
@@ -35,8 +37,14 @@ model = "test-model"
 """
 
 
-def test_a_model_that_answers_nothing_stops_the_run(tmp_path, openai_server):
-    openai_server.script_chat(lambda request: {"content": "", "finish_reason": "stop"})
+@pytest.mark.parametrize(("content", "message"), [
+    ("", "replies were empty"),
+    ("Let me think about the puzzle first, step by step.", "replies named no admissible action"),
+], ids=["empty", "unparsed"])
+def test_a_model_whose_replies_are_useless_stops_the_run(tmp_path, openai_server, content, message):
+    """Empty replies (counted by the broker) and replies that name no action (counted by the agent, summed by
+    the host from the episode records) both stop the run after the first evaluation that shows them."""
+    openai_server.script_chat(lambda request: {"content": content, "finish_reason": "stop"})
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     shutil.copy(REPO / "seeds" / "no_memory.py", seeds / "no_memory.py")
@@ -45,7 +53,7 @@ def test_a_model_that_answers_nothing_stops_the_run(tmp_path, openai_server):
     proc = subprocess.run([sys.executable, "-m", "engine.evolve", "--config", str(cfg), "--name", "silent"],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
-    assert "replies were empty" in proc.stderr and "test-model" in proc.stderr, proc.stderr[-2000:]
+    assert message in proc.stderr and "test-model" in proc.stderr, proc.stderr[-2000:]
     assert "--resume" in proc.stderr
     with Archive.open(tmp_path / "runs" / "silent", lock=False) as archive:
         done = [e for e in archive.evaluations() if e.status == "done"]

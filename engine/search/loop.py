@@ -216,6 +216,8 @@ class Evolution(Proposing):
             if flight.step is not None:
                 self.archive.record_event("step_done", {"design": design.id}, step=flight.step)
         self.health.add_usage(self.config.task.model, report.broker_usage or {})
+        if report.result is not None and (steps := model_health.parsed_steps(report.result.episodes)):
+            self.health.add_parsing(self.config.task.model, *steps)
         if broken := model_health.check(self.health):
             raise EngineError(f"{broken}. The run stopped before scoring more of it; fix the task model (endpoint, "
                               f"model name, max_tokens), then resume with --resume {self.run_dir}")
@@ -433,6 +435,7 @@ class Evolution(Proposing):
         """`` | task replies: 3 empty, 1 truncated`` once the task model gave a bad reply, else nothing."""
         bad = [f"{n} {kind}" for counts in self.health.counts().values() for kind, n in counts.items()
                if kind != "ok" and n]
+        bad += [f"{c['unparsed']} unparsed" for c in self.health.parsing().values() if c["unparsed"]]
         return f" | task replies: {', '.join(bad)}" if bad else ""
 
     def steps_done(self) -> int:

@@ -16,7 +16,8 @@ _NUMBERED = re.compile(r"^\s*(\d+)\s*[.):]?\s*$")
 
 
 def map_reply(reply: str, admissible: list[str]) -> tuple[str, bool]:
-    """Map a model reply onto an admissible action. Returns ``(action, exact)``; never fails."""
+    """Map a model reply onto an admissible action. Returns ``(action, exact)``; never fails (see
+    :func:`names_an_action` for whether the reply named one at all)."""
     text = reply.strip().strip("`'\"").strip()
     first = text.splitlines()[0].strip() if text else ""
     lowered = {a.lower(): a for a in admissible}
@@ -33,6 +34,13 @@ def map_reply(reply: str, admissible: list[str]) -> tuple[str, bool]:
     return (lowered[close[0]] if close else admissible[0]), False
 
 
+def names_an_action(reply: str, admissible: list[str]) -> bool:
+    """Whether ``reply`` names an admissible action (exactly, by number, or contained in it); a reply that does
+    not is a parse failure, mapped only by the closest-spelling guess of :func:`map_reply`."""
+    action, exact = map_reply(reply, admissible)
+    return exact or action.lower() in reply.lower()
+
+
 class LLMAgent:
     """Task agent backed by a chat client (``harness.models.chat.ChatClient`` or anything with ``chat``)."""
 
@@ -45,7 +53,8 @@ class LLMAgent:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.max_memory_chars = max_memory_chars
-        self.unmapped = 0
+        self.unmapped = 0  # replies that were not exactly an action (contained in the reply, or guessed)
+        self.unparsed = 0  # replies that named no admissible action at all (guessed): counted per model by the host
         self.begin("", "", "")
 
     def begin(self, goal: str, observation: str, memory: str) -> None:
@@ -76,5 +85,6 @@ class LLMAgent:
                                max_tokens=self.max_tokens, temperature=self.temperature)
         action, exact = map_reply(reply, admissible_actions)
         self.unmapped += not exact
+        self.unparsed += not names_an_action(reply, admissible_actions)
         self.last_action = action
         return action
