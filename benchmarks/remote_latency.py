@@ -2,7 +2,7 @@
 
     python benchmarks/remote_latency.py [--backend bubblewrap] [--latency-ms 300] [--server-concurrency 16]
         [--benchmark textworld] [--train 2] [--test 4] [--episode-concurrency 1 4] [--repeats 2]
-        [--inflight 1 2 4 8] [--broker-concurrency N] [--ray] [--error-rate 0.1] [--timeout-rate 0.05]
+        [--inflight 1 2 4 8] [--steady] [--broker-concurrency N] [--ray] [--error-rate 0.1] [--timeout-rate 0.05]
         [--skip-faults] [--json OUT]
 
 The default run takes about 4-5 minutes on 2 idle cores (``--ray`` adds 3-4); ``--train 6 --test 8`` is the engine's
@@ -28,7 +28,9 @@ a. one evaluation's wall time against the latency bound: (model calls on the cri
 b. evaluations per hour with 1, 2, 4, 8 evaluations in flight (the executor's workers), as a ratio to linear:
    throughput_k / (k x throughput_1); target >= 0.8x while requests in flight stay under the server's cap.
    Each row is one batch of k evaluations submitted at once, so their start-ups coincide (the evolve loop's
-   steady state staggers them: these rows are the pessimistic case).
+   steady state staggers them: these rows are the pessimistic case). ``--steady`` measures the loop's pattern
+   instead: k in flight, one submitted as each finishes (3 k in all); a row's time is the window from the k-th
+   to the 2k-th completion, in which k evaluations finished with k in flight throughout.
    The host broker caps concurrent upstream requests across all its sessions (``BrokerConfig.max_concurrency``:
    ``task.max_concurrency``, 16 by default for a remote task model); ``--broker-concurrency N`` measures another cap.
 c. with ``--ray``: the same on a local Ray started here (``RayExecutor``: ``ray.init(num_cpus=max in flight)``);
@@ -138,6 +140,16 @@ def nonce_of(report) -> str | None:
     return None
 
 
+def check_done(d) -> None:
+    """Fail loudly (SystemExit with the detail) unless the evaluation ``d`` is ok with no failed episode."""
+    if d.report is None or d.report.outcome.value != "ok":
+        detail = d.error or f"{d.report.outcome.value}: {d.report.detail}\n{d.report.stderr_tail[-3000:]}"
+        raise SystemExit(f"evaluation {d.job.key} failed on {d.where}: {detail}")
+    errors = [e.error for e in d.report.result.episodes if e.error]
+    if errors:
+        raise SystemExit(f"evaluation {d.job.key}: an episode failed: {errors[0][-1500:]}")
+
+
 def run_batch(jobs: JobExecutor, evaluator: Evaluator, genome: Genome, n: int, label: str,
               out: Path) -> tuple[float, list[Done]]:
     """Submit ``n`` evaluations at once and wait for all; returns (wall seconds, results). Fails loudly."""
@@ -150,14 +162,33 @@ def run_batch(jobs: JobExecutor, evaluator: Evaluator, genome: Genome, n: int, l
         submitted[key] = time.monotonic()
     done = []
     for d in jobs.as_completed(timeout=1800):
-        if d.report is None or d.report.outcome.value != "ok":
-            detail = d.error or f"{d.report.outcome.value}: {d.report.detail}\n{d.report.stderr_tail[-3000:]}"
-            raise SystemExit(f"evaluation {d.job.key} failed on {d.where}: {detail}")
-        errors = [e.error for e in d.report.result.episodes if e.error]
-        if errors:
-            raise SystemExit(f"evaluation {d.job.key}: an episode failed: {errors[0][-1500:]}")
+        check_done(d)
         done.append(Done(d.job.key, d.report, time.monotonic() - submitted[d.job.key], nonce_of(d.report)))
     return time.monotonic() - started, done
+
+
+def run_steady(jobs: JobExecutor, evaluator: Evaluator, genome: Genome, k: int, label: str,
+               out: Path) -> tuple[float, list[Done]]:
+    """Keep ``k`` evaluations in flight, as the evolve loop's steady state does: submit ``k``, then one more each
+    time one finishes, ``3 k`` in all. Returns (the steady window's seconds per ``k`` evaluations, results): the
+    window runs from the ``k``-th completion (the coincident first start-ups are behind it) to the ``2 k``-th
+    (the last one finished with ``k`` still in flight); ``k`` evaluations finished in it."""
+    total, submitted, finished, done = 3 * k, {}, [], []
+
+    def submit(i: int) -> None:
+        key = f"{label}{i}"
+        jobs.submit(EvaluationJob(key, genome.id, evaluator.job_spec(genome, "id", tag=f"-{key}"), out / key))
+        submitted[key] = time.monotonic()
+
+    for i in range(k):
+        submit(i)
+    for d in jobs.as_completed(timeout=1800):
+        check_done(d)
+        finished.append(time.monotonic())
+        done.append(Done(d.job.key, d.report, finished[-1] - submitted[d.job.key], nonce_of(d.report)))
+        if len(submitted) < total:
+            submit(len(submitted))
+    return finished[2 * k - 1] - finished[k - 1], done
 
 
 # -------------------------------------------------------------------------------------------- critical path
@@ -286,7 +317,8 @@ def scaling(kind: str, args, server, genome, root, jobs_for) -> list[dict]:
             for rep in range(args.batch_repeats):
                 mark = server.mark()
                 server.peak_active = 0
-                wall, done = run_batch(jobs, evaluator, genome, k, f"{kind[0]}{k}-{rep}-", root / "out")
+                run = run_steady if args.steady else run_batch
+                wall, done = run(jobs, evaluator, genome, k, f"{kind[0]}{k}-{rep}-", root / "out")
                 walls.append(wall)
                 cpus.extend(d.report.cpu_s or 0.0 for d in done)
                 startups.extend(d.report.wall_s - d.report.result.wall_s for d in done)
@@ -295,11 +327,11 @@ def scaling(kind: str, args, server, genome, root, jobs_for) -> list[dict]:
         rate = k * 3600 / statistics.median(walls)
         base = base or (rate if k == 1 else None)
         ratio = rate / (k * base) if base else float("nan")
-        rows.append({"executor": kind, "inflight": k, "walls_s": walls, "evals_per_hour": rate,
+        rows.append({"executor": kind, "mode": "steady" if args.steady else "batch", "inflight": k, "walls_s": walls, "evals_per_hour": rate,
                      "ratio_to_linear": ratio, "cpu_s_per_eval": statistics.median(cpus),
                      "startup_s": statistics.median(startups), "server_peak_active": max(peaks),
                      "tokens_ok": token_ok})
-        print(f"{'b' if kind == 'local' else 'c'}  {kind} x{k}: {med(walls)} s per batch = {rate:.0f} evaluations/h "
+        print(f"{'b' if kind == 'local' else 'c'}  {kind} x{k}: {med(walls)} s per {'steady window' if args.steady else 'batch'} = {rate:.0f} evaluations/h "
               f"= {ratio:.2f}x linear; start-up {statistics.median(startups):.1f} s, CPU "
               f"{statistics.median(cpus):.1f} s per evaluation, server peak {max(peaks)} requests at once, "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
@@ -393,7 +425,8 @@ def table(figures: dict[str, Any]) -> None:
                      f"{med(r['ratios'], '.2f')}x", "<= 1.2x"))
     for part in ("b", "c"):
         for r in figures.get(part, []):
-            rows.append((f"{part}  {r['executor']} x{r['inflight']} evaluations in flight",
+            rows.append((f"{part}  {r['executor']} x{r['inflight']} evaluations in flight"
+                         f"{' (steady)' if r.get('mode') == 'steady' else ''}",
                          f"{r['evals_per_hour']:.0f}/h = {r['ratio_to_linear']:.2f}x linear", ">= 0.8x"))
     checks = [r["tokens_ok"] for part in ("a", "b", "c") for r in figures.get(part, [])]
     if checks:
@@ -436,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="b/c: evaluations in flight (the first must be 1); none skips b and c")
     p.add_argument("--scaling-episode-concurrency", type=int, default=1, help="b/c: episode concurrency")
     p.add_argument("--batch-repeats", type=int, default=1, help="b/c: batches per row")
+    p.add_argument("--steady", action="store_true",
+                   help="b/c: keep k in flight (one submitted as each finishes, 3 k in all, as the evolve loop does) "
+                        "and time k completions after the first k, instead of batches of k started together")
     p.add_argument("--ray", action="store_true", help="c: also measure a local Ray (ray.init here)")
     p.add_argument("--error-rate", type=float, default=0.1, help="d: share of attempts answered 429")
     p.add_argument("--timeout-rate", type=float, default=0.05, help="d: share of attempts left to time out")

@@ -123,3 +123,33 @@ def test_remote_latency_server_counts_every_token_once_through_retries(tmp_path)
     assert acc["broker"]["chat_prompt_tokens"] > 0 and acc["broker"]["embed_tokens"] > 0
     collect, deploy = rl.per_episode_calls(server.records, done[0].nonce)
     assert sorted(collect.values()) == [4] and list(deploy.values()) == [3, 3]
+
+
+def test_remote_latency_steady_state_keeps_k_in_flight(tmp_path):
+    """benchmarks/remote_latency.py --steady: k evaluations in flight, one submitted as each finishes, 3 k in all;
+    the window is measured between the k-th and the 2k-th completion and every token is still counted once."""
+    import argparse
+
+    from benchmarks import remote_latency as rl
+    from benchmarks.latency_server import LatencyServer
+
+    args = argparse.Namespace(benchmark="babaisai", train=1, test=1, seed=0, backend="none", client_timeout=5.0,
+                              max_attempts=3, broker_concurrency=None)
+    genome = Genome.from_text(rl.DESIGN)
+    with LatencyServer(latency_s=0.05) as server:
+        config = rl.make_config(args, server.base_url, 1)
+        evaluator = rl.make_evaluator(args, config, tmp_path / "run")
+        spec = evaluator.job_spec(genome, "id")
+        spec.protocol.step_limit = 2
+        evaluator.job_spec = lambda *a, tag="", **k: spec.model_copy(update={"job_id": f"steady{tag}"})
+        try:
+            with rl.job_executor("local", config, tmp_path / "run", evaluator=evaluator, workers=2) as jobs:
+                window, done = rl.run_steady(jobs, evaluator, genome, 2, "s", tmp_path / "out")
+        finally:
+            evaluator.close()
+        acc = rl.accounting(server, 0, done)
+        peak = server.peak_active
+    assert len(done) == 6 and len({d.key for d in done}) == 6 and len({d.nonce for d in done}) == 6
+    assert 0 < window < max(d.wall_s for d in done) * 3
+    assert peak <= 2  # one request at a time per evaluation, two evaluations in flight
+    assert acc["ok"], acc["pairs"]
