@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from archive import Archive
+from benchmarks.latency_server import first_action
 from engine.config import ConfigError, load_config
 from engine.cost.charge import Charge
 from engine.cost.estimate import Estimator, episodes, meta_steps, prior_evaluation
@@ -75,13 +76,13 @@ max_tokens = 32
 
 
 def script(request: dict) -> str:
-    """The meta model plans and writes a valid design; the task model always answers one word."""
+    """The meta model plans and writes a valid design; the task model answers the first admissible action."""
     prompt = request["messages"][-1]["content"]
     if request["model"] == "meta-model":
         if "Reply with a JSON object" in prompt:
             return json.dumps({"analysis": "the parent forgets solutions", "plan": "store solved action lists"})
         return FIXED
-    return "look"
+    return first_action(prompt)
 
 
 def server_bill(server) -> dict[str, tuple[int, int, int]]:
