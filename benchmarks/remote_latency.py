@@ -327,11 +327,13 @@ def scaling(kind: str, args, server, genome, root, jobs_for) -> list[dict]:
         rate = k * 3600 / statistics.median(walls)
         base = base or (rate if k == 1 else None)
         ratio = rate / (k * base) if base else float("nan")
-        rows.append({"executor": kind, "mode": "steady" if args.steady else "batch", "inflight": k, "walls_s": walls, "evals_per_hour": rate,
+        rows.append({"executor": kind, "mode": "steady" if args.steady else "batch", "inflight": k,
+                     "walls_s": walls, "evals_per_hour": rate,
                      "ratio_to_linear": ratio, "cpu_s_per_eval": statistics.median(cpus),
                      "startup_s": statistics.median(startups), "server_peak_active": max(peaks),
                      "tokens_ok": token_ok})
-        print(f"{'b' if kind == 'local' else 'c'}  {kind} x{k}: {med(walls)} s per {'steady window' if args.steady else 'batch'} = {rate:.0f} evaluations/h "
+        window = "steady window" if args.steady else "batch"
+        print(f"{'b' if kind == 'local' else 'c'}  {kind} x{k}: {med(walls)} s per {window} = {rate:.0f} evaluations/h "
               f"= {ratio:.2f}x linear; start-up {statistics.median(startups):.1f} s, CPU "
               f"{statistics.median(cpus):.1f} s per evaluation, server peak {max(peaks)} requests at once, "
               f"load {os.getloadavg()[0]:.1f}", flush=True)

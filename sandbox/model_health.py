@@ -146,8 +146,9 @@ class ModelHealth:
 
     def verdict(self, threshold: float = 0.5, min_requests: int = 10) -> str | None:
         """None while every model with at least ``min_requests`` replies has less than ``threshold`` of them
-        bad (and, with as many agent steps, less than ``threshold`` unparsed); else one message per failing model (joined by ``"; "``): the kind past the threshold, or all bad
-        kinds together when none is alone, with a hint of what to check."""
+        bad (and, with as many agent steps, less than ``threshold`` unparsed); else one message per failing
+        model (joined by ``"; "``): the kind past the threshold, or all bad kinds together when none is alone, or
+        the unparsed share, with a hint of what to check."""
         if not 0 < threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
         if min_requests < 1:

@@ -16,8 +16,8 @@ _NUMBERED = re.compile(r"^\s*(\d+)\s*[.):]?\s*$")
 
 
 def map_reply(reply: str, admissible: list[str]) -> tuple[str, bool]:
-    """Map a model reply onto an admissible action. Returns ``(action, exact)``; never fails (see
-    :func:`names_an_action` for whether the reply named one at all)."""
+    """Map a model reply onto an admissible action. Returns ``(action, exact)``; never fails. A reply that is not
+    exact named an action only if that action is contained in it; otherwise the action is a spelling guess."""
     text = reply.strip().strip("`'\"").strip()
     first = text.splitlines()[0].strip() if text else ""
     lowered = {a.lower(): a for a in admissible}
@@ -32,13 +32,6 @@ def map_reply(reply: str, admissible: list[str]) -> tuple[str, bool]:
         return max(contained, key=len), False
     close = difflib.get_close_matches(first.lower(), list(lowered), n=1, cutoff=0.0)
     return (lowered[close[0]] if close else admissible[0]), False
-
-
-def names_an_action(reply: str, admissible: list[str]) -> bool:
-    """Whether ``reply`` names an admissible action (exactly, by number, or contained in it); a reply that does
-    not is a parse failure, mapped only by the closest-spelling guess of :func:`map_reply`."""
-    action, exact = map_reply(reply, admissible)
-    return exact or action.lower() in reply.lower()
 
 
 class LLMAgent:
@@ -85,6 +78,6 @@ class LLMAgent:
                                max_tokens=self.max_tokens, temperature=self.temperature)
         action, exact = map_reply(reply, admissible_actions)
         self.unmapped += not exact
-        self.unparsed += not names_an_action(reply, admissible_actions)
+        self.unparsed += not (exact or action.lower() in reply.lower())  # a guess: the reply named no action
         self.last_action = action
         return action
